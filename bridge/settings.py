@@ -1,0 +1,101 @@
+"""Settings read from the environment, with the defaults documented in the README."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+
+def _int(env: dict, name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {value}")
+    return value
+
+
+def _float(env: dict, name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _intervals(env: dict, name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        values = tuple(int(part) for part in raw.split(","))
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated seconds such as 10,60,300, got {raw!r}") from None
+    if any(value < 0 for value in values):
+        raise ValueError(f"{name} must not hold negative seconds, got {raw!r}")
+    return values
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bridge can be told from outside its rule files."""
+
+    redis_url: str | None = None
+    rules_dir: Path = Path("rules")
+    data_dir: Path = Path(".bridge-data")
+    port: int = 8000
+    queue_name: str = "bridge"
+    max_body_bytes: int = 1024 * 1024
+    # Spaced out over about 40 minutes: long enough to ride out an LMS restart, short enough to notice.
+    retry_intervals: tuple[int, ...] = (10, 30, 120, 600, 1800)
+    job_timeout: int = 300
+    delivery_ttl: int = 14 * 24 * 3600
+    lms_connect_timeout: float = 5.0
+    lms_read_timeout: float = 30.0
+    sandbox: bool = False
+
+    @property
+    def retry_max(self) -> int:
+        """Return how many retries a transient failure gets."""
+        return len(self.retry_intervals)
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> Settings:
+        """Read settings from environment variables."""
+        env = os.environ if env is None else env
+        return cls(
+            redis_url=env.get("REDIS_URL") or None,
+            rules_dir=Path(env.get("RULES_DIR") or "rules"),
+            data_dir=Path(env.get("BRIDGE_DATA_DIR") or ".bridge-data"),
+            port=_int(env, "PORT", 8000),
+            queue_name=env.get("BRIDGE_QUEUE") or "bridge",
+            max_body_bytes=_int(env, "BRIDGE_MAX_BODY_BYTES", 1024 * 1024),
+            retry_intervals=_intervals(env, "BRIDGE_RETRY_INTERVALS", cls.retry_intervals),
+            job_timeout=_int(env, "BRIDGE_JOB_TIMEOUT", 300),
+            delivery_ttl=_int(env, "BRIDGE_DELIVERY_TTL", 14 * 24 * 3600),
+            lms_connect_timeout=_float(env, "BRIDGE_LMS_CONNECT_TIMEOUT", 5.0),
+            lms_read_timeout=_float(env, "BRIDGE_LMS_READ_TIMEOUT", 30.0),
+            sandbox=env.get("BRIDGE_SANDBOX", "").lower() in ("1", "true", "yes", "on"),
+        )
+
+    def with_overrides(self, overrides: dict) -> Settings:
+        """Return a copy with some settings replaced (used by tests and the CLI)."""
+        known = {name for name in self.__dataclass_fields__}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+        values = dict(overrides)
+        for name in ("rules_dir", "data_dir"):
+            if name in values:
+                values[name] = Path(values[name])
+        return replace(self, **values)

@@ -1,0 +1,69 @@
+"""The receiver: raw body in, 202 only once the delivery is durably queued."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, current_app, jsonify, request
+
+from .bodies import decode_body
+from .deliveries import accept, new_delivery_id, redact_headers
+from .engine import decide_all
+from .errors import NotFound
+from .sources import read_event
+
+blueprint = Blueprint("webhooks", __name__)
+
+
+def _runtime():
+    return current_app.extensions["bridge"]
+
+
+def _source(name: str):
+    ruleset = _runtime().rules.get()
+    source = ruleset.sources.get(name)
+    if source is None:
+        raise NotFound(f"no source named {name!r}; sources are declared in the rule files")
+    return ruleset, source
+
+
+@blueprint.route("/hooks/<name>", methods=["GET", "HEAD"])
+def check_url(name: str):
+    """Answer a sender that checks the hook URL before using it."""
+    _source(name)
+    return jsonify(source=name, ready=True)
+
+
+@blueprint.post("/hooks/<name>")
+def receive(name: str):
+    """Receive one webhook: decode, match, and queue its jobs in one transaction."""
+    ruleset, source = _source(name)
+    runtime = _runtime()
+    raw = request.get_data(cache=True)
+    body = decode_body(raw, request.content_type)
+    headers = {key.lower(): value for key, value in request.headers.items()}
+    event_name, sender_id = read_event(source.type, source.options, headers, body)
+    event = {
+        "source": name,
+        "event": event_name,
+        "delivery_id": new_delivery_id(),
+        "sender_id": sender_id,
+        "received_at": time.time(),
+        "headers": headers,
+        "query": request.args.to_dict(),
+        "body": body,
+    }
+    decisions = decide_all(ruleset, event)
+    stored_event = {**event, "headers": redact_headers(headers)}
+    accepted = accept(runtime.redis, runtime.settings, stored_event, raw, decisions, ruleset.version)
+    reply = {
+        "delivery_id": accepted.delivery_id,
+        "source": name,
+        "event": event_name,
+        "matched": accepted.matched,
+        "jobs": accepted.job_ids,
+        "decisions": accepted.decisions,
+    }
+    if not accepted.matched:
+        reply["message"] = "matched no rule" if decisions else f"source {name!r} has no rules"
+    return jsonify(reply), 202

@@ -1,0 +1,145 @@
+import shutil
+
+import pytest
+
+from bridge.errors import ConfigErrors
+from bridge.rules import LiveRules, load_rules
+from tests.rule_files import EXAMPLE_RULES, write_rules
+
+ENV = {
+    "COURSEBOX_URL": "http://127.0.0.1:9/sandbox/coursebox",
+    "COURSEBOX_EMAIL": "a@b.test",
+    "COURSEBOX_PASSWORD": "pw-secret",
+    "COURSETOOLKIT_URL": "http://127.0.0.1:9/sandbox/coursetoolkit/api",
+    "COURSETOOLKIT_API_USER": "u",
+    "COURSETOOLKIT_API_KEY": "key-secret",
+}
+
+GOOD = """
+sources:
+  shop:
+    type: woocommerce
+rules:
+  - name: enroll
+    source: shop
+    event: order.updated
+    when:
+      - path: body.status
+        equals: completed
+    actions:
+      - connection: coursebox
+        action: enroll
+        with:
+          course_id: 42
+          email: "{{ body.billing.email }}"
+"""
+
+
+def errors_of(directory, env=ENV) -> list[str]:
+    with pytest.raises(ConfigErrors) as raised:
+        load_rules(directory, env)
+    return [error.message for error in raised.value.errors]
+
+
+def test_example_rules_load():
+    ruleset = load_rules(EXAMPLE_RULES, ENV)
+    assert set(ruleset.sources) == {"shop", "hr"}
+    assert {rule.name for rule in ruleset.rules} == {
+        "enroll-buyer-on-completed-order", "create-account-on-hire", "remove-account-on-leave"}
+    assert ruleset.connections["coursebox"].spec["password"] == "pw-secret"
+    assert len(ruleset.version) == 12
+
+
+def test_a_good_file_loads_with_positions(tmp_path):
+    ruleset = load_rules(write_rules(tmp_path, {"shop.yaml": GOOD}), ENV)
+    rule = ruleset.rules[0]
+    assert (rule.name, rule.events, rule.line) == ("enroll", ("order.updated",), 5)
+    assert rule.actions[0]["with"]["course_id"] == 42
+
+
+def test_unknown_key_names_file_line_and_key(tmp_path):
+    write_rules(tmp_path, {"shop.yaml": GOOD.replace("    when:", "    wehn:")})
+    [message] = errors_of(tmp_path)
+    assert message.startswith(f"{tmp_path / 'shop.yaml'}:8:5: unknown key 'wehn' in rules[0]")
+
+
+def test_unknown_key_in_a_condition(tmp_path):
+    write_rules(tmp_path, {"shop.yaml": GOOD.replace("equals: completed", "equal: completed")})
+    [message] = errors_of(tmp_path)
+    assert ":10:9: unknown key 'equal'" in message
+
+
+def test_unknown_source_connection_and_action(tmp_path):
+    text = GOOD.replace("source: shop", "source: shp").replace("connection: coursebox", "connection: cursebox")
+    write_rules(tmp_path, {"shop.yaml": text})
+    messages = errors_of(tmp_path)
+    assert any(":6:5: rule 'enroll': unknown source 'shp' (known: shop)" in m for m in messages)
+    assert any(":12:9: rule 'enroll', action 1: unknown connection 'cursebox'" in m for m in messages)
+    write_rules(tmp_path, {"shop.yaml": GOOD.replace("action: enroll", "action: enrol")})
+    [message] = errors_of(tmp_path)
+    assert ":13:9:" in message and "has no action 'enrol'" in message and "enroll" in message
+
+
+def test_action_fields_are_checked(tmp_path):
+    write_rules(tmp_path, {"shop.yaml": GOOD.replace("course_id: 42", "course: 42")})
+    messages = errors_of(tmp_path)
+    assert any("course_id" in m and "missing" in m for m in messages)
+    assert any("unknown parameter 'course'" in m for m in messages)
+
+
+def test_template_syntax_error_is_reported(tmp_path):
+    write_rules(tmp_path, {"shop.yaml": GOOD.replace("{{ body.billing.email }}", "{{ body.billing.email }")})
+    [message] = errors_of(tmp_path)
+    assert "field email: template syntax error" in message
+
+
+def test_unset_environment_variable_is_named(tmp_path):
+    write_rules(tmp_path, {"shop.yaml": GOOD})
+    env = {k: v for k, v in ENV.items() if k != "COURSEBOX_PASSWORD"}
+    [message] = errors_of(tmp_path, env)
+    assert "connections.yaml:7:" in message and "COURSEBOX_PASSWORD is not set" in message
+
+
+def test_env_default_syntax(tmp_path):
+    text = "connections:\n  cb:\n    type: coursebox\n    url: ${CB_URL:-http://127.0.0.1:9/cb}\n    email: a@b.test\n    password: x\n"
+    write_rules(tmp_path, {"c.yaml": text}, connections=False)
+    assert load_rules(tmp_path, {}).connections["cb"].spec["url"] == "http://127.0.0.1:9/cb"
+
+
+def test_duplicate_keys_and_bad_yaml(tmp_path):
+    write_rules(tmp_path, {"shop.yaml": "sources:\n  a:\n    type: generic\n  a:\n    type: generic\n"})
+    [message] = errors_of(tmp_path)
+    assert message.endswith("shop.yaml:4:3: duplicate key 'a'")
+    write_rules(tmp_path, {"shop.yaml": "rules: [\n"})
+    [message] = errors_of(tmp_path)
+    assert "shop.yaml:2:1: not valid YAML" in message
+
+
+def test_duplicate_rule_names_across_files(tmp_path):
+    write_rules(tmp_path, {"a.yaml": GOOD, "b.yaml": GOOD.split("rules:")[0].replace("shop:", "shop2:") + "rules:" + GOOD.split("rules:")[1]})
+    [message] = errors_of(tmp_path)
+    assert "b.yaml:5:5:" in message and "rule 'enroll' is already declared in" in message
+
+
+def test_every_error_is_reported_at_once(tmp_path):
+    write_rules(tmp_path, {"a.yaml": GOOD.replace("when:", "whn:"), "b.yaml": "rules:\n  - name: x\n"})
+    messages = errors_of(tmp_path)
+    assert len(messages) == 3  # unknown key in a.yaml, and source and actions missing in b.yaml
+
+
+def test_connection_spec_is_validated(tmp_path):
+    text = "connections:\n  cb:\n    type: coursebox\n    url: http://127.0.0.1:9\n    email: a@b.test\n    pasword: x\n"
+    write_rules(tmp_path, {"c.yaml": text}, connections=False)
+    messages = errors_of(tmp_path)
+    assert any("c.yaml:6:5:" in m and "unknown key 'pasword'" in m for m in messages)
+
+
+def test_live_rules_keep_the_last_good_set(tmp_path):
+    shutil.copytree(EXAMPLE_RULES, tmp_path / "rules")
+    live = LiveRules(tmp_path / "rules", env=ENV, check_every=0)
+    first = live.get()
+    (tmp_path / "rules" / "shop.yaml").write_text("rules: [\n")
+    assert live.get() is first
+    assert live.error is not None and "shop.yaml" in live.error.message
+    (tmp_path / "rules" / "shop.yaml").write_text("{}\n")
+    assert live.get().version != first.version and live.error is None
