@@ -30,7 +30,7 @@ def _settings() -> Settings:
         raise click.UsageError(str(error)) from None
 
 
-@cli.command()
+@cli.command(with_appcontext=False)
 @click.option("--port", type=int, help="Port to listen on (default: $PORT or 8000).")
 @click.option("--host", default=None, help="Address to bind (default: 127.0.0.1 embedded, 0.0.0.0 with REDIS_URL).")
 def serve(port: int | None, host: str | None):
@@ -44,7 +44,7 @@ def serve(port: int | None, host: str | None):
     sys.exit(serve_embedded(settings, host or "127.0.0.1", port))
 
 
-@cli.command()
+@cli.command(with_appcontext=False)
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 def worker(burst: bool):
     """Run a worker that performs queued LMS actions (with RQ's scheduler, so retries fire)."""
@@ -70,7 +70,7 @@ def worker(burst: bool):
     Worker([queue], connection=connection).work(burst=burst, with_scheduler=True, logging_level="INFO")
 
 
-@cli.command()
+@cli.command(with_appcontext=False)
 @click.option("--port", type=int, default=8001, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 def sandbox(port: int, host: str):
@@ -83,7 +83,7 @@ def sandbox(port: int, host: str):
     run_simple(host, port, create_sandbox_app(), threaded=True)
 
 
-@cli.command()
+@cli.command(with_appcontext=False)
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
 def check(directory: Path | None):
     """Check the rule files; print every error as file:line:column: message."""

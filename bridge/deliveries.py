@@ -47,7 +47,7 @@ def accept(connection: redis.Redis, settings: Settings, event: dict, raw: bytes,
     delivery_id = event["delivery_id"]
     matched = [decision for decision in decisions if decision.matched]
     queue = Queue(settings.queue_name, connection=connection)
-    job_ids = [f"{delivery_id}.{index}" for index in range(len(matched))]
+    job_ids = [f"{delivery_id}_{index}" for index in range(len(matched))]
     jobs = [
         Queue.prepare_data(
             JOB_FUNCTION,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 
 from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from .bodies import decode_body
 from .deliveries import accept, new_delivery_id, redact_headers
 from .engine import decide_all
-from .errors import NotFound
+from .errors import BridgeError, ConfigErrors, NotFound
 from .sources import read_event
 
 blueprint = Blueprint("webhooks", __name__)
@@ -67,3 +68,31 @@ def receive(name: str):
     if not accepted.matched:
         reply["message"] = "matched no rule" if decisions else f"source {name!r} has no rules"
     return jsonify(reply), 202
+
+
+def register_error_handlers(app) -> None:
+    """Answer every error as JSON that says why, with Retry-After where a retry can help."""
+
+    @app.errorhandler(BridgeError)
+    def bridge_error(error: BridgeError):
+        response = jsonify(error.to_dict())
+        response.status_code = error.status
+        if error.retryable:
+            response.headers["Retry-After"] = "30"
+        return response
+
+    @app.errorhandler(ConfigErrors)
+    def config_errors(error: ConfigErrors):
+        app.logger.error("rule files have errors:\n%s", error.message)
+        response = jsonify(error="ConfigErrors", message="the rule files have errors; run `bridge check`",
+                           errors=[e.message for e in error.errors])
+        # 503 so that senders retry once the rules are fixed, instead of dropping the delivery.
+        response.status_code = 503
+        response.headers["Retry-After"] = "60"
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        response = jsonify(error=type(error).__name__, message=error.description)
+        response.status_code = error.code or 500
+        return response

@@ -1,0 +1,53 @@
+"""The command line, through click's runner."""
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from bridge.cli import cli
+from tests.rule_files import EXAMPLE_RULES
+
+
+def test_check_passes_on_the_examples(lms_env):
+    result = CliRunner().invoke(cli, ["check", str(EXAMPLE_RULES)], env=lms_env)
+    assert result.exit_code == 0, result.output
+    assert "ok: 3 file(s), 2 source(s), 2 connection(s), 3 rule(s)" in result.output
+
+
+def test_check_reports_every_error_with_file_and_line(tmp_path, lms_env):
+    (tmp_path / "a.yaml").write_text("rules:\n  - name: x\n    source: nowhere\n    actions:\n      - connection: lms\n        action: nap\n")
+    (tmp_path / "b.yaml").write_text("sources:\n  s:\n    type: shopify\n    secert: x\n")
+    result = CliRunner().invoke(cli, ["check", str(tmp_path)], env=lms_env)
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert f"{tmp_path / 'a.yaml'}:3:5: rule 'x': unknown source 'nowhere' (none declared)" in lines
+    assert f"{tmp_path / 'a.yaml'}:5:9: rule 'x', action 1: unknown connection 'lms' (none declared)" in lines
+    assert any(line.startswith(f"{tmp_path / 'b.yaml'}:4:5: unknown key 'secert'") for line in lines)
+    assert lines[-1] == f"3 error(s) in {tmp_path}"
+
+
+def test_check_names_an_unset_variable(monkeypatch):
+    for name in ("COURSEBOX_URL", "COURSEBOX_EMAIL", "COURSEBOX_PASSWORD", "COURSETOOLKIT_URL", "COURSETOOLKIT_API_USER", "COURSETOOLKIT_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(cli, ["check", str(EXAMPLE_RULES)])
+    assert result.exit_code == 1
+    assert "connections.yaml:7:5: environment variable COURSEBOX_URL is not set" in result.output
+
+
+def test_worker_without_redis_url_says_how_to_get_one(monkeypatch):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    result = CliRunner().invoke(cli, ["worker", "--burst"])
+    assert result.exit_code == 2
+    assert "REDIS_URL is not set" in result.output
+
+
+def test_bad_setting_is_a_usage_error(monkeypatch):
+    monkeypatch.setenv("PORT", "eighty")
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 2 and "PORT must be a whole number, got 'eighty'" in result.output
+
+
+def test_the_module_workers_import_does_not_import_flask():
+    code = "import sys, bridge.jobs; assert 'flask' not in sys.modules, sorted(m for m in sys.modules if 'flask' in m)"
+    subprocess.run([sys.executable, "-c", code], check=True)

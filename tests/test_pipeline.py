@@ -1,0 +1,149 @@
+"""End to end in one process: webhook in, rule, RQ job run by a real worker, real HTTP to the sandbox."""
+
+import requests
+from rq import Queue
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry
+
+from tests.rule_files import write_rules
+
+ORDER = {"id": 1001, "status": "completed", "billing": {"email": "Jane@Example.com", "first_name": "Jane", "last_name": "Doe"}}
+WOO = {"X-WC-Webhook-Topic": "order.updated"}
+
+
+def lms_calls(calls, lms: str) -> list[tuple[str, str]]:
+    return [(call["method"], call["path"]) for call in calls() if f"/sandbox/{lms}" in call["path"]]
+
+
+def state(sandbox) -> dict:
+    return requests.get(f"{sandbox}/sandbox/state", timeout=5).json()
+
+
+def fault(sandbox, **spec) -> None:
+    requests.post(f"{sandbox}/sandbox/faults", json=spec, timeout=5).raise_for_status()
+
+
+def job_of(redis_conn, reply) -> Job:
+    return Job.fetch(reply["jobs"][0], connection=redis_conn)
+
+
+def test_completed_order_creates_and_enrolls_the_buyer(client, work, sandbox, sandbox_calls, redis_conn):
+    reply = client.post("/hooks/shop", json=ORDER, headers=WOO).get_json()
+    work()
+    job = job_of(redis_conn, reply)
+    assert job.get_status() == JobStatus.FINISHED
+    assert lms_calls(sandbox_calls, "coursebox") == [
+        ("POST", "/sandbox/coursebox/auth/login"),
+        ("POST", "/sandbox/coursebox/api/wineusers/createAccount"),
+        ("POST", "/sandbox/coursebox/api/Courses/42/enrolUser"),
+    ]
+    created = [call for call in sandbox_calls() if call["path"].endswith("createAccount")][0]
+    assert created["body"]["data"]["user"]["email"] == "jane@example.com"
+    learner = job.return_value()["steps"]["learner"]
+    enrolled = [call for call in sandbox_calls() if call["path"].endswith("enrolUser")][0]
+    assert str(enrolled["body"]["userId"]) == str(learner["id"])
+
+
+def test_second_purchase_by_the_same_buyer_makes_no_second_account(client, work, sandbox_calls):
+    client.post("/hooks/shop", json=ORDER, headers=WOO)
+    client.post("/hooks/shop", json=ORDER, headers=WOO)
+    work()
+    paths = [path for _, path in lms_calls(sandbox_calls, "coursebox")]
+    assert paths.count("/sandbox/coursebox/api/wineusers/createAccount") == 1
+    assert paths.count("/sandbox/coursebox/auth/login") == 1  # the token is shared through Redis
+    assert paths.count("/sandbox/coursebox/api/Courses/42/enrolUser") == 2
+
+
+def test_hire_creates_and_leave_removes_the_course_toolkit_user(client, work, sandbox, sandbox_calls, redis_conn):
+    employee = {"email": "Sam@Example.com", "first_name": "Sam", "last_name": "Lee"}
+    hired = client.post("/hooks/hr", json={"event": "employee.hired", "id": "h1", "employee": employee}).get_json()
+    assert hired["matched"] == ["create-account-on-hire"]
+    work()
+    users = state(sandbox)["coursetoolkit"]["users"]
+    assert any(user["email"] == "sam@example.com" for user in users)
+    left = client.post("/hooks/hr", json={"event": "employee.left", "id": "h2", "employee": {"email": "sam@example.com"}}).get_json()
+    assert left["matched"] == ["remove-account-on-leave"]
+    work()
+    assert job_of(redis_conn, left).get_status() == JobStatus.FINISHED
+    assert not any(user["email"] == "sam@example.com" for user in state(sandbox)["coursetoolkit"]["users"])
+    actions = [call["body"]["api-action"] for call in sandbox_calls() if "coursetoolkit" in call["path"]]
+    assert actions == ["createuser", "createuser", "removeuser"]
+
+
+def test_transient_failures_are_retried_until_the_action_is_done_once(client, work, sandbox, sandbox_calls, redis_conn):
+    fault(sandbox, status=500, count=3, path="enrolUser")
+    reply = client.post("/hooks/shop", json=ORDER, headers=WOO).get_json()
+    work()
+    job = job_of(redis_conn, reply)
+    assert job.get_status() == JobStatus.FINISHED
+    assert job.number_of_retries == 3
+    paths = [path for _, path in lms_calls(sandbox_calls, "coursebox")]
+    # The account was created once: a retry resumes after the steps that already succeeded.
+    assert paths.count("/sandbox/coursebox/api/wineusers/createAccount") == 1
+    assert paths.count("/sandbox/coursebox/api/Courses/42/enrolUser") == 4
+    assert len(state(sandbox)["coursebox"]["enrollments"]["42"]) == 1
+
+
+def test_retries_run_out_into_the_failed_registry(client, work, sandbox, redis_conn):
+    fault(sandbox, status=503, count=10, path="enrolUser")
+    reply = client.post("/hooks/shop", json=ORDER, headers=WOO).get_json()
+    work()
+    job = job_of(redis_conn, reply)
+    assert job.get_status() == JobStatus.FAILED
+    assert job.id in FailedJobRegistry("bridge", connection=redis_conn)
+    assert "503" in job.latest_result().exc_string
+
+
+def test_lms_rejection_fails_at_once_with_the_lms_reason(client, work, sandbox, redis_conn, lms_env, app):
+    lms_env["COURSETOOLKIT_API_KEY"] = "wrong-key"
+    reply = client.post("/hooks/hr", json={"event": "employee.hired", "id": "h1", "employee": {"email": "a@b.test"}}).get_json()
+    work()
+    job = job_of(redis_conn, reply)
+    assert job.get_status() == JobStatus.FAILED
+    assert not job.number_of_retries
+    reason = job.latest_result().exc_string
+    assert "coursetoolkit" in reason and "create_user" in reason
+    assert "wrong-key" not in reason
+
+
+def test_missing_field_fails_the_job_naming_rule_field_and_delivery(tmp_path, settings_overrides, lms_env, redis_conn, sandbox, sandbox_calls):
+    from bridge import create_app, jobs
+    from rq import SimpleWorker
+
+    write_rules(tmp_path / "rules", {"shop.yaml": """
+        sources:
+          shop:
+            type: woocommerce
+        rules:
+          - name: enroll-by-email
+            source: shop
+            actions:
+              - connection: coursebox
+                action: invite
+                with:
+                  course_id: 42
+                  email: "{{ body.customer.email }}"
+    """})
+    overrides = {**settings_overrides, "rules_dir": tmp_path / "rules"}
+    app = create_app(overrides, env=lms_env)
+    jobs.configure(app.extensions["bridge"].settings, env=lms_env)
+    try:
+        reply = app.test_client().post("/hooks/shop", json={"billing": {"email": "x@y.test"}}).get_json()
+        SimpleWorker([Queue("bridge", connection=redis_conn)], connection=redis_conn).work(burst=True)
+    finally:
+        jobs._context = None
+    job = job_of(redis_conn, reply)
+    assert job.get_status() == JobStatus.FAILED and not job.number_of_retries
+    reason = job.latest_result().exc_string
+    assert "rule 'enroll-by-email'" in reason and "field email" in reason and reply["delivery_id"] in reason
+    assert lms_calls(sandbox_calls, "coursebox") == []
+
+
+def test_empty_email_never_reaches_the_lms(client, work, redis_conn, sandbox_calls):
+    order = {**ORDER, "billing": {"email": ""}}
+    reply = client.post("/hooks/shop", json=order, headers=WOO).get_json()
+    work()
+    job = job_of(redis_conn, reply)
+    assert job.get_status() == JobStatus.FAILED
+    assert "'email'" in job.latest_result().exc_string
+    assert not any(path.endswith("createAccount") for _, path in lms_calls(sandbox_calls, "coursebox"))

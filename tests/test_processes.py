@@ -1,0 +1,111 @@
+"""The bridge as it is deployed: a real `bridge worker`, the Procfile's web line, the embedded mode."""
+
+import shlex
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+from rq.job import Job, JobStatus
+
+from bridge import create_app
+from tests.conftest import free_port
+from tests.processes import PYTHON, child_env, start, stop, wait_for
+from tests.rule_files import EXAMPLE_RULES
+
+ROOT = EXAMPLE_RULES.parent
+ORDER = {"id": 7, "status": "completed", "billing": {"email": "ann@example.com", "first_name": "Ann", "last_name": "Ray"}}
+WOO = {"X-WC-Webhook-Topic": "order.updated"}
+
+
+def procfile(kind: str) -> str:
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith(f"{kind}:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no {kind} line in the Procfile")
+
+
+def test_real_worker_process_performs_the_job(client, redis_conn, redis_url, lms_env, sandbox_calls):
+    reply = client.post("/hooks/shop", json=ORDER, headers=WOO).get_json()
+    env = child_env(REDIS_URL=redis_url, RULES_DIR=EXAMPLE_RULES, BRIDGE_RETRY_INTERVALS="0", **lms_env)
+    worker = start([PYTHON, "-m", "bridge", "worker", "--burst"], env)
+    output = stop(worker, timeout=60) if worker.wait(timeout=60) is not None else ""
+    assert worker.returncode == 0, output
+    assert Job.fetch(reply["jobs"][0], connection=redis_conn).get_status() == JobStatus.FINISHED
+    assert any(call["path"].endswith("/enrolUser") for call in sandbox_calls())
+
+
+def test_worker_with_broken_rules_exits_with_the_error(tmp_path, redis_url, lms_env):
+    (tmp_path / "bad.yaml").write_text("rules:\n  - name: x\n    sorce: y\n")
+    env = child_env(REDIS_URL=redis_url, RULES_DIR=tmp_path, **lms_env)
+    result = subprocess.run([PYTHON, "-m", "bridge", "worker", "--burst"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "bad.yaml:3:5: unknown key 'sorce'" in result.stderr
+
+
+def test_procfile_web_line_serves_under_gunicorn(redis_url, redis_conn, lms_env):
+    port = free_port()
+    command = procfile("web").replace("$PORT", str(port))
+    env = child_env(REDIS_URL=redis_url, RULES_DIR=EXAMPLE_RULES, **lms_env)
+    env["PATH"] = f"{Path(PYTHON).parent}:{env.get('PATH', '')}"
+    web = start(shlex.split(command), env, cwd=ROOT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: requests.get(f"{base}/healthz", timeout=2).ok, what="gunicorn to answer /healthz")
+        response = requests.post(f"{base}/hooks/shop", json=ORDER, headers=WOO, timeout=10)
+        assert response.status_code == 202, response.text
+        assert response.json()["matched"] == ["enroll-buyer-on-completed-order"]
+    finally:
+        output = stop(web)
+    assert "Traceback" not in output, output
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="needs a redis-server binary to stop and start")
+def test_redis_stopped_means_503_and_nothing_accepted(tmp_path, settings_overrides, lms_env):
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def start_redis():
+        process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+        wait_for(lambda: redis.Redis.from_url(url).ping(), what="redis-server")
+        return process
+
+    server = start_redis()
+    client = create_app({**settings_overrides, "redis_url": url}, env=lms_env).test_client()
+    try:
+        assert client.post("/hooks/shop", json=ORDER, headers=WOO).status_code == 202
+        server.terminate()
+        server.wait()
+        response = client.post("/hooks/shop", json=ORDER, headers=WOO)
+        assert response.status_code == 503 and response.headers["Retry-After"]
+        assert "delivery_id" not in response.get_json()
+        server = start_redis()
+        assert client.post("/hooks/shop", json=ORDER, headers=WOO).status_code == 202
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def test_embedded_mode_runs_everything_from_one_command(tmp_path):
+    port = free_port()
+    env = child_env(RULES_DIR=EXAMPLE_RULES, BRIDGE_DATA_DIR=tmp_path / "data", PORT=port,
+                    **{name: None for name in ("COURSEBOX_URL", "COURSETOOLKIT_URL")})
+    serve = start([PYTHON, "-m", "bridge", "serve"], env, cwd=tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: requests.get(f"{base}/healthz", timeout=2).ok, what="the embedded bridge to start")
+        response = requests.post(f"{base}/hooks/shop", json=ORDER, headers=WOO, timeout=10)
+        assert response.status_code == 202, response.text
+        calls = wait_for(
+            lambda: [c for c in requests.get(f"{base}/sandbox/calls", timeout=2).json()["calls"] if c["path"].endswith("/enrolUser")],
+            what="the worker to enroll the buyer in the sandbox",
+        )
+        assert calls[0]["path"] == "/sandbox/coursebox/api/Courses/42/enrolUser"
+    finally:
+        output = stop(serve, sig=signal.SIGINT)
+    assert "EMBEDDED mode" in output and f"curl -s -X POST {base}/hooks/shop" in output
+    assert serve.returncode == 0, output
+    assert (tmp_path / "data" / "redis.db").exists()
