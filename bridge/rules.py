@@ -20,7 +20,6 @@ from .templating import check_syntax, template_strings
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 RULE_SUFFIXES = (".yaml", ".yml")
-SECRET_WORDS = ("password", "secret", "key", "token")
 
 
 class _Marked:
@@ -181,8 +180,8 @@ def parse_document(text: str, filename: str) -> tuple[Any, list[ConfigError]]:
     return (None if errors else document), errors
 
 
-def _schema_error(error, document, filename: str, prefix: tuple = ()) -> ConfigError:
-    path = [*prefix, *error.absolute_path]
+def _schema_error(error, document, filename: str) -> ConfigError:
+    path = list(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         known = set(error.schema.get("properties", {}))
         unknown = sorted(key for key in error.instance if key not in known)
@@ -196,10 +195,7 @@ def _schema_error(error, document, filename: str, prefix: tuple = ()) -> ConfigE
     line, column = position(document, path)
     key = path[-1] if path and isinstance(path[-1], str) else None
     subject = f"key {key!r}" if key else _describe(path).removeprefix(" in ") or "the file"
-    message = _message(error)
-    if key and any(word in key.lower() for word in SECRET_WORDS):
-        message = "has the wrong type or form (its value is not shown: it may be a secret)"
-    return ConfigError(f"{subject}: {message}", filename, line, column)
+    return ConfigError(f"{subject}: {_message(error)}", filename, line, column)
 
 
 def _message(error) -> str:
@@ -269,7 +265,7 @@ def expand_env(value: Any, env: dict, filename: str, document: Any, path: list) 
 
 
 def _build(documents: list[tuple[str, Any]], env: dict) -> tuple[RuleSet, list[ConfigError]]:
-    from .lms import ACTIONS, CONNECTION_SCHEMAS
+    from .lms import ACTIONS, validate_connection_spec
 
     errors: list[ConfigError] = []
     sources: dict[str, Source] = {}
@@ -297,9 +293,8 @@ def _build(documents: list[tuple[str, Any]], env: dict) -> tuple[RuleSet, list[C
             expanded, problems = expand_env(spec, env, filename, document, ["connections", name])
             errors.extend(problems)
             # With a variable unset the spec is incomplete; the missing variable is the one error worth saying.
-            for problem in [] if problems else Draft202012Validator(CONNECTION_SCHEMAS[expanded["type"]]).iter_errors(expanded):
-                found = _schema_error(problem, document, filename, ("connections", name))
-                errors.append(ConfigError(f"connection {name!r}, {found.reason}", filename, found.line, found.column))
+            for key, message in [] if problems else validate_connection_spec(expanded):
+                error(f"connection {name!r}: {message}", filename, document, ["connections", name, *([key] if key else [])])
             connections[name] = Connection(name, expanded["type"], expanded, filename, line)
 
     for filename, document in documents:

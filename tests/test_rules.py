@@ -132,6 +132,9 @@ def test_connection_spec_is_validated(tmp_path):
     write_rules(tmp_path, {"c.yaml": text}, connections=False)
     messages = errors_of(tmp_path)
     assert any("c.yaml:6:5:" in m and "unknown key 'pasword'" in m for m in messages)
+    write_rules(tmp_path, {"c.yaml": text.replace("pasword: x", "password: 987654321")}, connections=False)
+    [message] = errors_of(tmp_path)
+    assert "c.yaml:6:5: connection 'cb': 'password'" in message and "987654321" not in message
 
 
 def test_live_rules_keep_the_last_good_set(tmp_path):

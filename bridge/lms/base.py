@@ -1,0 +1,340 @@
+"""The shared LMS client: spec checks, one HTTP session, status-to-error mapping and a small store."""
+
+from __future__ import annotations
+
+import email.utils
+import importlib.metadata
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import quote_plus, urlsplit
+
+import jsonschema
+import requests
+from redis.exceptions import RedisError
+
+from bridge.errors import QueueUnavailable
+from bridge.lms.errors import (LMSAuthError, LMSError, LMSNotFound, LMSRateLimited, LMSRejected,
+                               LMSUnavailable)
+
+log = logging.getLogger("bridge.lms")
+
+try:
+    VERSION = importlib.metadata.version("bridge")
+except importlib.metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    VERSION = "0+unknown"
+USER_AGENT = f"bridge/{VERSION}"
+
+DEFAULT_TIMEOUTS = (5.0, 30.0)  # (connect, read) seconds when neither the spec nor the caller says
+REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """The parameters one LMS action takes; `any_of` groups need at least one member set."""
+
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()  # includes every name of the any_of groups
+    any_of: tuple[tuple[str, ...], ...] = ()
+    extra_fields: bool = False  # unknown parameters are passed on to the LMS instead of refused
+    reserved: tuple[str, ...] = ()  # names the connector sets itself and a rule may never override
+
+    def problems(self, params: Mapping | Iterable[str]) -> list[str]:
+        """List what is wrong with these parameters (names alone are checked for presence only)."""
+        values = params if isinstance(params, Mapping) else dict.fromkeys(params, "?")
+        present = {name for name, value in values.items() if value not in (None, "")}
+        found = [f"missing required parameter {name!r}" for name in self.required if name not in present]
+        found += [f"needs one of {', '.join(map(repr, group))}" for group in self.any_of
+                  if not present.intersection(group)]
+        found += [f"parameter {name!r} is set by the connector" for name in values if name in self.reserved]
+        if not self.extra_fields:
+            known = set(self.required) | set(self.optional)
+            found += [f"unknown parameter {name!r} (known: {', '.join(sorted(known))})"
+                      for name in values if name not in known]
+        return found
+
+
+def connection_schema(lms_type: str, properties: dict, required: Iterable[str]) -> dict:
+    """Build the JSON-Schema fragment of one connection type, with the keys every type shares."""
+    positive = {"type": "number", "exclusiveMinimum": 0}
+    return {
+        "type": "object",
+        "properties": {
+            "type": {"const": lms_type},
+            "url": {"type": "string", "pattern": "^https?://"},
+            "timeout": {"oneOf": [positive, {"type": "array", "items": positive, "minItems": 2, "maxItems": 2}]},
+            **properties,
+        },
+        "required": ["type", *required],
+        "additionalProperties": False,
+    }
+
+
+def spec_problems(spec, schema: dict, secret_keys: Iterable[str] = ()) -> list[tuple[str | None, str]]:
+    """List (key or None, message) for everything wrong with a connection spec."""
+    if not isinstance(spec, Mapping):
+        return [(None, f"expected a mapping, got {type(spec).__name__}")]
+    known, secret_keys = schema["properties"], set(secret_keys)
+    problems: list[tuple[str | None, str]] = [
+        (key, f"unknown key {key!r} (known: {', '.join(sorted(known))})") for key in spec if key not in known]
+    problems += [(None, f"missing key {key!r}") for key in schema["required"] if key not in spec]
+    for error in jsonschema.Draft202012Validator(schema).iter_errors(spec):
+        if not error.absolute_path:
+            continue  # unknown and missing keys, said above in our own words
+        error = jsonschema.exceptions.best_match([error])
+        path = list(error.absolute_path)
+        if path[0] in secret_keys:
+            # jsonschema quotes the offending value, which here is a secret.
+            problems.append((path[0], f"{path[0]!r} must be a non-empty string"))
+        else:
+            problems.append((path[0], f"{'/'.join(map(str, path))}: {error.message}"))
+    return problems
+
+
+def validate_spec(name: str, spec, schema: dict, secret_keys: Iterable[str] = ()) -> None:
+    """Refuse a connection spec with a ValueError that names the connection and the key."""
+    problems = spec_problems(spec, schema, secret_keys)
+    if problems:
+        raise ValueError(f"connection {name!r}: {'; '.join(message for _, message in problems)}")
+
+
+def resolve_timeouts(name: str, own, given) -> tuple[float, float]:
+    """Pick (connect, read) timeouts: the connection's own, else the caller's, else the defaults."""
+    chosen = own if own is not None else given if given is not None else DEFAULT_TIMEOUTS
+    pair = (chosen, chosen) if isinstance(chosen, (int, float)) else tuple(chosen)
+    if len(pair) != 2 or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in pair):
+        raise ValueError(f"connection {name!r}: timeouts must be two positive numbers (connect, read), got {chosen!r}")
+    return float(pair[0]), float(pair[1])
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Turn a Retry-After header (seconds or an HTTP date) into seconds to wait, None if absent or unreadable."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def find_value(reply, paths: Iterable[str]):
+    """Return the first non-empty value found at one of these dotted paths of a JSON reply."""
+    for path in paths:
+        node = reply
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node not in (None, "") and not isinstance(node, (Mapping, list)):
+            return node
+    return None
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """Replace every secret (and its form-encoded spelling) in a text."""
+    for secret in secrets:
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, REDACTED).replace(quote_plus(secret), REDACTED)
+    return text
+
+
+def error_class(status: int) -> type[LMSError]:
+    """Map an HTTP error status to the error class that says whether to retry."""
+    if status == 429:
+        return LMSRateLimited
+    if status in (401, 403):
+        return LMSAuthError
+    if status == 404:
+        return LMSNotFound
+    if status >= 500:
+        return LMSUnavailable
+    return LMSRejected
+
+
+def lms_message(response: requests.Response) -> str:
+    """Extract the LMS's own words from an error reply, JSON or not."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, Mapping):
+        said = find_value(body, ("error.message", "error", "message", "response_description", "detail"))
+        if said is not None:
+            return str(said)
+    text = " ".join(response.text.split())
+    return text[:200] + ("…" if len(text) > 200 else "") if text else (response.reason or "no body")
+
+
+class MemoryStore:
+    """Keep tokens and ids for as long as the connector lives (no Redis given)."""
+
+    def __init__(self, clock=time.monotonic):
+        self._clock, self._lock = clock, threading.Lock()
+        self._values: dict[str, tuple[str, float]] = {}
+        self._hashes: dict[str, dict[str, str]] = {}
+
+    def get(self, key: str) -> str | None:
+        """Return a value unless it has expired."""
+        with self._lock:
+            value, expires = self._values.get(key, (None, 0.0))
+            return value if value is not None and self._clock() < expires else None
+
+    def set(self, key: str, value: str, ttl: float) -> None:
+        """Store a value for `ttl` seconds."""
+        with self._lock:
+            self._values[key] = (value, self._clock() + ttl)
+
+    def delete(self, key: str) -> None:
+        """Forget a value."""
+        with self._lock:
+            self._values.pop(key, None)
+
+    def hget(self, name: str, field: str) -> str | None:
+        """Read one field of a hash."""
+        with self._lock:
+            return self._hashes.get(name, {}).get(field)
+
+    def hset(self, name: str, field: str, value: str) -> None:
+        """Write one field of a hash."""
+        with self._lock:
+            self._hashes.setdefault(name, {})[field] = value
+
+
+class RedisStore:
+    """Keep tokens and ids in Redis so every RQ work horse shares them."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def _run(self, what: str, call, *args):
+        try:
+            value = call(*args)
+        except RedisError as exc:
+            raise QueueUnavailable(f"Redis failed while the LMS connector {what}: {type(exc).__name__}") from exc
+        return value.decode() if isinstance(value, bytes) else value
+
+    def get(self, key: str) -> str | None:
+        """Return a value unless it has expired."""
+        return self._run("read a cache key", self._client.get, key)
+
+    def set(self, key: str, value: str, ttl: float) -> None:
+        """Store a value for `ttl` seconds."""
+        self._run("wrote a cache key", lambda: self._client.set(key, value, ex=max(1, int(ttl))))
+
+    def delete(self, key: str) -> None:
+        """Forget a value."""
+        self._run("deleted a cache key", self._client.delete, key)
+
+    def hget(self, name: str, field: str) -> str | None:
+        """Read one field of a hash."""
+        return self._run("read the identity map", self._client.hget, name, field)
+
+    def hset(self, name: str, field: str, value: str) -> None:
+        """Write one field of a hash."""
+        self._run("wrote the identity map", self._client.hset, name, field, value)
+
+
+class Connector:
+    """One configured LMS connection: validates its spec, performs actions, maps failures to errors."""
+
+    type: str = ""
+    actions: dict[str, ActionSpec] = {}
+    schema: dict = {}
+    defaults: dict = {}
+    secret_keys: tuple[str, ...] = ()
+
+    def __init__(self, name: str, spec: Mapping, redis=None, timeouts=None):
+        validate_spec(name, spec, self.schema, self.secret_keys)
+        self.name, self.spec = name, dict(spec)
+        self.url = str(spec.get("url") or self.defaults["url"]).rstrip("/")
+        self.timeouts = resolve_timeouts(name, spec.get("timeout"), timeouts)
+        self.store = RedisStore(redis) if redis is not None else MemoryStore()
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {self.url}>"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the pooled HTTP connections."""
+        self.session.close()
+
+    def perform(self, action: str, params: Mapping) -> dict:
+        """Run one action with its parameters and return a JSON-able result."""
+        spec = self.actions.get(action)
+        if spec is None:
+            raise self.error(LMSRejected, action, f"unknown action (known: {', '.join(sorted(self.actions))})")
+        problems = spec.problems(params)
+        if problems:
+            raise self.error(LMSRejected, action, "; ".join(problems) + "; nothing was sent")
+        return getattr(self, f"do_{action}")({key: value for key, value in params.items() if value is not None})
+
+    def secrets(self) -> list[str]:
+        """Return every secret that must never appear in an error message."""
+        return [str(self.spec[key]) for key in self.secret_keys if self.spec.get(key)]
+
+    def error(self, cls: type[LMSError], operation: str, detail: str, secrets: Iterable[str] = (),
+              **extra) -> LMSError:
+        """Build an error of this connection with its secrets (and these others) scrubbed from the detail."""
+        return cls(self.name, operation, scrub(detail, [*self.secrets(), *secrets]), **extra)
+
+    def request(self, operation: str, method: str, url: str, secrets: Iterable[str] = (),
+                **kwargs) -> requests.Response:
+        """Send one request and raise the matching LMSError unless the reply is a success.
+
+        `secrets` are values this request carries (a new user's password) that an error must not repeat.
+        """
+        host, secrets = urlsplit(url).netloc, tuple(secrets)
+        try:
+            response = self.session.request(method, url, timeout=self.timeouts, **kwargs)
+        except requests.Timeout as exc:
+            detail = (f"no reply from {host} in time ({type(exc).__name__}; timeouts "
+                      f"{self.timeouts[0]:g}s connect, {self.timeouts[1]:g}s read)")
+            raise self.error(LMSUnavailable, operation, detail, secrets) from exc
+        except requests.ConnectionError as exc:
+            # urllib3 buries the useful part ("Connection refused") behind an object repr.
+            reason = getattr(exc.args[0], "reason", exc) if exc.args else exc
+            detail = f"cannot reach {host}: {str(reason).split('>: ')[-1]}"
+            raise self.error(LMSUnavailable, operation, detail, secrets) from exc
+        except requests.RequestException as exc:
+            detail = f"request to {host} failed: {type(exc).__name__}"
+            raise self.error(LMSUnavailable, operation, detail, secrets) from exc
+        log.debug("%s %s %s -> %s", self.name, method, operation, response.status_code)
+        if response.status_code < 400:
+            return response
+        cls, detail = error_class(response.status_code), f"HTTP {response.status_code}: {lms_message(response)}"
+        if cls is LMSRateLimited:
+            raise self.error(cls, operation, detail, secrets, http_status=response.status_code,
+                             retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        raise self.error(cls, operation, detail, secrets, http_status=response.status_code)
+
+    def json(self, operation: str, response: requests.Response, secrets: Iterable[str] = ()):
+        """Decode a successful reply as JSON.
+
+        A 2xx reply that is not JSON is refused as LMSRejected (not retried): an LMS that is down
+        says so with a 5xx, so an HTML page with 200 nearly always means the url setting points
+        at a website instead of the API, and no retry will fix that.
+        """
+        if not response.content.strip():
+            return None  # an empty 2xx (a DELETE's reply, say) is a success with nothing to say
+        try:
+            return response.json()
+        except ValueError:
+            kind = response.headers.get("Content-Type", "no content type")
+            snippet = " ".join(response.text.split())[:120]
+            raise self.error(LMSRejected, operation, f"reply is not JSON (HTTP {response.status_code}, {kind}): "
+                             f"{snippet!r}; is the url setting the API's address?", secrets,
+                             http_status=response.status_code) from None

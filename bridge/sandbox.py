@@ -1,0 +1,456 @@
+"""An LMS sandbox: Course Toolkit and Coursebox emulated in memory, every call recorded, faults on demand.
+
+Mounted at /sandbox (by the main app, or alone by `create_sandbox_app()`), so URLs are the same either way:
+
+    Course Toolkit   POST /sandbox/coursetoolkit/api     api-user "sandbox", api-key "sandbox-key"
+    Coursebox        base /sandbox/coursebox              login admin@sandbox.test / sandbox-password
+
+Seed data, restored by every reset:
+    Course Toolkit   user 1001 learner@sandbox.test, permissions "42 all" and "7 m1,m2"
+    Coursebox        admin user 1 (the login above); courses 42 "Onboarding", 7 "Food Safety",
+                     13 "Customer Service"; activities 501 and 502 in course 42
+
+Control endpoints (never recorded, never faulted):
+    GET /sandbox/calls       every LMS call received, oldest first, secrets redacted
+    DELETE /sandbox/calls    forget the calls only
+    POST /sandbox/reset      restore the seed data; forget calls, tokens and faults
+    GET /sandbox/state       users, courses, enrolments and invitations of both LMSs
+    POST /sandbox/faults     {"status": 500, "count": 3}, {"status": 429, "retry_after": 2},
+                             {"latency": 0.5}; optional "path" (a substring the call's path must
+                             contain) and "body" (raw text to reply instead of the JSON error)
+    GET|DELETE /sandbox/faults  show | clear the faults
+    DELETE /sandbox/tokens   expire every Coursebox token now
+"""
+
+from __future__ import annotations
+
+import copy
+import hmac
+import json
+import secrets
+import threading
+import time
+from datetime import datetime, timezone
+from functools import partial
+
+from flask import Blueprint, Flask, Response, g, jsonify, request
+
+from bridge.lms.coursetoolkit import DEFAULTS as COURSETOOLKIT_DEFAULTS
+
+COURSETOOLKIT_API_USER = "sandbox"
+COURSETOOLKIT_API_KEY = "sandbox-key"
+COURSEBOX_EMAIL = "admin@sandbox.test"
+COURSEBOX_PASSWORD = "sandbox-password"
+TOKEN_TTL = 3600.0  # seconds a Coursebox token stays valid unless the state says otherwise
+
+SECRET_FIELDS = {"api-key", "password", "x-access-token"}
+REDACTED = "***"
+
+SEED_TOOLKIT_USERS = [{"userid": "1001", "email": "learner@sandbox.test", "first_name": "Lena", "last_name": "Learner",
+                       "permissions": {"42": "all", "7": ["m1", "m2"]}}]
+SEED_COURSEBOX_USERS = [{"id": 1, "email": COURSEBOX_EMAIL, "firstName": "Sandbox", "lastName": "Admin",
+                         "fullName": "Sandbox Admin", "isAdmin": True}]
+SEED_COURSES = [{"id": 42, "title": "Onboarding"}, {"id": 7, "title": "Food Safety"},
+                {"id": 13, "title": "Customer Service"}]
+SEED_ACTIVITIES = [{"id": 501, "courseId": 42, "title": "Welcome", "content": "<p>Welcome aboard.</p>"},
+                   {"id": 502, "courseId": 42, "title": "Your first week", "content": "<p>What happens when.</p>"}]
+
+
+def now_iso() -> str:
+    """Return the current UTC time as ISO 8601."""
+    return datetime.now(timezone.utc).isoformat()
+
+
+def redact(value):
+    """Return a copy with every secret field's value replaced."""
+    if isinstance(value, dict):
+        return {key: REDACTED if str(key).lower() in SECRET_FIELDS else redact(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value
+
+
+class SandboxState:
+    """Everything the sandbox knows, guarded by one lock."""
+
+    def __init__(self, token_ttl: float = TOKEN_TTL, clock=time.time):
+        self.lock = threading.RLock()
+        self.token_ttl, self.clock = token_ttl, clock
+        self.reset()
+
+    def reset(self) -> None:
+        """Restore the seed data and forget calls, tokens and faults."""
+        with self.lock:
+            self.users = {"coursetoolkit": {u["userid"]: copy.deepcopy(u) for u in SEED_TOOLKIT_USERS},
+                          "coursebox": {str(u["id"]): copy.deepcopy(u) for u in SEED_COURSEBOX_USERS}}
+            self.courses = {str(c["id"]): dict(c) for c in SEED_COURSES}
+            self.activities = {str(a["id"]): dict(a) for a in SEED_ACTIVITIES}
+            self.enrollments: dict[str, list[int]] = {course: [] for course in self.courses}
+            self.invites: list[dict] = []
+            self.tokens: dict[str, float] = {}
+            self.calls: list[dict] = []
+            self.faults: dict = {}
+            self.next_id = {"coursetoolkit": 1002, "coursebox": 101}
+
+    def new_id(self, lms: str) -> int:
+        """Hand out the next user id of an LMS."""
+        with self.lock:
+            self.next_id[lms] += 1
+            return self.next_id[lms] - 1
+
+    def issue_token(self) -> str:
+        """Create a Coursebox token valid for token_ttl seconds."""
+        token = secrets.token_urlsafe(32)
+        with self.lock:
+            self.tokens[token] = self.clock() + self.token_ttl
+        return token
+
+    def token_valid(self, token: str | None) -> bool:
+        """Say whether a token was issued and has not expired."""
+        with self.lock:
+            return token is not None and self.tokens.get(token, float("-inf")) > self.clock()
+
+    def expire_tokens(self) -> None:
+        """Make every token invalid at once."""
+        with self.lock:
+            self.tokens.clear()
+
+    def take_fault(self, path: str) -> tuple[float, dict | None]:
+        """Return the latency to add and the status fault to answer this call with, using one up."""
+        with self.lock:
+            latency, fault = self.faults.get("latency", 0.0), self.faults.get("status")
+            if fault is None or fault["count"] <= 0 or fault.get("path", "") not in path:
+                return latency, None
+            fault["count"] -= 1
+            return latency, dict(fault)
+
+    def snapshot(self) -> dict:
+        """Dump users, courses, enrolments and invitations for assertions."""
+        with self.lock:
+            return copy.deepcopy({
+                "coursetoolkit": {"users": list(self.users["coursetoolkit"].values())},
+                "coursebox": {"users": list(self.users["coursebox"].values()), "courses": list(self.courses.values()),
+                              "enrollments": self.enrollments, "invites": self.invites},
+            })
+
+
+def loopback_error(status: int, message: str, code: str | None = None) -> tuple[Response, int]:
+    """Answer the way Coursebox's LoopBack API does: {"error": {statusCode, name, message}}."""
+    error = {"statusCode": status, "name": "Error", "message": message, **({"code": code} if code else {})}
+    return jsonify({"error": error}), status
+
+
+def json_param(name: str):
+    """Parse a JSON-encoded query parameter, None if absent or unreadable."""
+    try:
+        return json.loads(request.args[name])
+    except (KeyError, ValueError):
+        return None
+
+
+def public_user(user: dict) -> dict:
+    """Return a Coursebox user as the API shows it."""
+    return {key: value for key, value in user.items() if key != "password"}
+
+
+# --- Course Toolkit -------------------------------------------------------------------------
+
+TOOLKIT_ACTIONS = {name: action for action, name in COURSETOOLKIT_DEFAULTS["actions"].items()}
+
+
+def toolkit_reply(code: int, description: str = "", /, **fields) -> Response:
+    """Answer as Course Toolkit does: HTTP 200 with `response` 0 for success."""
+    return jsonify({"response": code, "response_description": description, **fields})
+
+
+def ct_api(state: SandboxState):
+    form = request.form
+    if form.get("api-user") != COURSETOOLKIT_API_USER or \
+            not hmac.compare_digest(form.get("api-key", ""), COURSETOOLKIT_API_KEY):
+        return toolkit_reply(1, "Authentication failed: invalid api-user or api-key")
+    action = TOOLKIT_ACTIONS.get(form.get("api-action", ""))
+    if action is None:
+        return toolkit_reply(2, f"Unknown api-action {form.get('api-action', '')!r}")
+    with state.lock:
+        users = state.users["coursetoolkit"]
+        if action == "create_user":
+            email = form.get("email", "").strip()
+            if not email:
+                return toolkit_reply(3, "Missing required field: email")
+            for user in users.values():
+                if user["email"].lower() == email.lower():
+                    return toolkit_reply(0, "User already exists", userid=user["userid"], email=user["email"])
+            fields = {k: v for k, v in form.items() if not k.startswith("api-")}
+            user = {"first_name": "", "last_name": "", **fields, "email": email,
+                    "userid": str(state.new_id("coursetoolkit")), "permissions": {}}
+            users[user["userid"]] = user
+            return toolkit_reply(0, "User created", userid=user["userid"], email=email)
+        user = users.get(form.get("userid", "").strip())
+        if user is None:
+            return toolkit_reply(4, f"User not found: {form.get('userid', '')!r}")
+        if action == "remove_user":
+            del users[user["userid"]]
+            return toolkit_reply(0, "User removed", userid=user["userid"])
+        lines = [f"{course} {'all' if p == 'all' else ','.join(p)}" for course, p in user["permissions"].items()]
+        details = {k: v for k, v in user.items() if k != "permissions"}
+        return toolkit_reply(0, **details, permissions="\n".join(lines))
+
+
+# --- Coursebox -----------------------------------------------------------------------------
+
+def cb_login(state: SandboxState):
+    body = request.get_json(silent=True) or {}
+    if body.get("email") != COURSEBOX_EMAIL or \
+            not hmac.compare_digest(str(body.get("password", "")), COURSEBOX_PASSWORD):
+        return loopback_error(401, "login failed", "LOGIN_FAILED")
+    return jsonify({"token": {"id": state.issue_token(), "ttl": state.token_ttl, "created": now_iso(), "userId": 1}})
+
+
+def cb_create_account(state: SandboxState):
+    user = ((request.get_json(silent=True) or {}).get("data") or {}).get("user") or {}
+    email = str(user.get("email", "")).strip()
+    if not email or not user.get("password"):
+        return loopback_error(422, "The `WineUser` instance is not valid. Details: `email`, `password` are required.")
+    with state.lock:
+        if any(u["email"].lower() == email.lower() for u in state.users["coursebox"].values()):
+            return loopback_error(422, "The `WineUser` instance is not valid. Details: `email` Email already exists.")
+        first, last = user.get("firstName", ""), user.get("lastName", "")
+        record = {"id": state.new_id("coursebox"), "email": email, "firstName": first, "lastName": last,
+                  "fullName": f"{first} {last}".strip(), "isAdmin": False, "createdAt": now_iso()}
+        state.users["coursebox"][str(record["id"])] = record
+        return jsonify(public_user(record))
+
+
+def cb_get_user(state: SandboxState, userid: str):
+    with state.lock:
+        user = state.users["coursebox"].get(userid)
+        return jsonify(public_user(user)) if user else loopback_error(404, f'Unknown "WineUser" id "{userid}".')
+
+
+def cb_update_user(state: SandboxState):
+    userid = request.args.get("id", "")
+    attributes = (request.get_json(silent=True) or {}).get("attributes") or {}
+    with state.lock:
+        user = state.users["coursebox"].get(userid)
+        if user is None:
+            return loopback_error(404, f'Unknown "WineUser" id "{userid}".')
+        user.update({k: v for k, v in attributes.items() if k not in ("id", "password", "credentials")})
+        return jsonify(public_user(user))
+
+
+def cb_invite(state: SandboxState):
+    body = request.get_json(silent=True) or {}
+    data = body.get("data") or {}
+    course, email = str(body.get("courseId", data.get("courseid", ""))), str(data.get("email", "")).strip()
+    if not email:
+        return loopback_error(400, "data.email is required")
+    with state.lock:
+        if course not in state.courses:
+            return loopback_error(404, f'Unknown "Course" id "{course}".')
+        state.invites.append({"courseId": int(course), "email": email, "firstName": data.get("firstName", ""),
+                              "lastName": data.get("lastName", ""), "title": body.get("title", ""), "at": now_iso()})
+    return jsonify({"success": True, "courseId": int(course), "email": email})
+
+
+def cb_enrol(state: SandboxState, courseid: str):
+    body = request.get_json(silent=True) or {}
+    userid = str(body.get("userId", ""))
+    if "id" in body and str(body["id"]) != courseid:
+        return loopback_error(400, f"id {body['id']!r} does not match the course {courseid!r} in the path")
+    with state.lock:
+        if courseid not in state.courses:
+            return loopback_error(404, f'Unknown "Course" id "{courseid}".')
+        if userid not in state.users["coursebox"]:
+            return loopback_error(404, f'Unknown "WineUser" id "{userid}".')
+        if int(userid) not in state.enrollments[courseid]:
+            state.enrollments[courseid].append(int(userid))
+    return jsonify({"id": int(courseid), "userId": int(userid), "enrolled": True})
+
+
+def cb_unenrol(state: SandboxState, courseid: str):
+    userid = request.args.get("userid", "")
+    if not userid.isdigit():
+        return loopback_error(400, "userid is required")
+    with state.lock:
+        if courseid not in state.courses:
+            return loopback_error(404, f'Unknown "Course" id "{courseid}".')
+        learners = state.enrollments[courseid]
+        count = learners.count(int(userid))
+        learners[:] = [learner for learner in learners if learner != int(userid)]
+    return jsonify({"count": count})
+
+
+def cb_find_courses(state: SandboxState):
+    if not isinstance(json_param("pageOptions"), dict):
+        return loopback_error(400, "pageOptions must be a JSON object")
+    with state.lock:
+        return jsonify(list(state.courses.values()))
+
+
+def cb_find_course(state: SandboxState):
+    with state.lock:
+        course = state.courses.get(request.args.get("id", ""))
+        return jsonify(course) if course else loopback_error(404, f'Unknown "Course" id "{request.args.get("id")}".')
+
+
+def cb_learners(state: SandboxState, courseid: str):
+    with state.lock:
+        if courseid not in state.courses:
+            return loopback_error(404, f'Unknown "Course" id "{courseid}".')
+        users = state.users["coursebox"]
+        return jsonify([public_user(users[str(uid)]) for uid in state.enrollments[courseid] if str(uid) in users])
+
+
+def cb_activity(state: SandboxState, activityid: str):
+    with state.lock:
+        activity = state.activities.get(activityid)
+        return jsonify(activity) if activity else loopback_error(404, f'Unknown "Activity" id "{activityid}".')
+
+
+def cb_admins(state: SandboxState):
+    params = json_param("params")
+    if not isinstance(params, dict):
+        return loopback_error(400, "params must be a JSON object")
+    ids = [part.strip() for part in str(params.get("ids", "")).split(",") if part.strip()]
+    with state.lock:
+        if not any(course in state.courses for course in ids):
+            return jsonify([])
+        return jsonify([public_user(u) for u in state.users["coursebox"].values() if u.get("isAdmin")])
+
+
+def lms_unknown(state: SandboxState, lms: str, rest: str):
+    return loopback_error(404, f"There is no method to handle {request.method} /{rest}")
+
+
+# --- Control -------------------------------------------------------------------------------
+
+def calls(state: SandboxState):
+    with state.lock:
+        if request.method == "DELETE":
+            state.calls.clear()
+        return jsonify({"calls": copy.deepcopy(state.calls)})
+
+
+def reset(state: SandboxState):
+    state.reset()
+    return jsonify({"reset": True})
+
+
+def snapshot(state: SandboxState):
+    return jsonify(state.snapshot())
+
+
+def expire_tokens(state: SandboxState):
+    state.expire_tokens()
+    return jsonify({"tokens": 0})
+
+
+def faults(state: SandboxState):
+    spec = request.get_json(silent=True) if request.method == "POST" else {}
+    if not isinstance(spec, dict) or not spec.keys() <= {"status", "count", "retry_after", "latency", "path", "body"}:
+        return jsonify({"error": "expected a JSON object with status, count, retry_after, latency, path, body"}), 400
+    status, count, latency = spec.get("status"), spec.get("count", 1), spec.get("latency")
+    if (status is not None and not (isinstance(status, int) and 100 <= status <= 599)) \
+            or not (isinstance(count, int) and count >= 1) \
+            or (latency is not None and not (isinstance(latency, (int, float)) and latency >= 0)):
+        return jsonify({"error": "status must be an HTTP status, count a positive integer, latency >= 0"}), 400
+    with state.lock:
+        if request.method == "DELETE":
+            state.faults.clear()
+        if latency is not None:
+            state.faults["latency"] = float(latency)
+        if status is not None:
+            state.faults["status"] = {"status": status, "count": count, "path": str(spec.get("path", "")),
+                                      "retry_after": spec.get("retry_after"), "body": spec.get("body")}
+        return jsonify(copy.deepcopy(state.faults))
+
+
+ROUTES = [  # (rule, methods, view); views named ct_/cb_/lms_ are LMS endpoints: faulted and recorded
+    ("/coursetoolkit/api", ["POST"], ct_api),
+    ("/coursebox/auth/login", ["POST"], cb_login),
+    ("/coursebox/api/wineusers/createAccount", ["POST"], cb_create_account),
+    ("/coursebox/api/WineUsers/updateMainAttributes", ["POST"], cb_update_user),
+    ("/coursebox/api/WineUsers/getUserForMentio", ["GET"], cb_admins),
+    ("/coursebox/api/WineUsers/<userid>", ["GET"], cb_get_user),
+    ("/coursebox/api/Courses/inviteUserForCourse", ["POST"], cb_invite),
+    ("/coursebox/api/Courses/findCourses", ["GET"], cb_find_courses),
+    ("/coursebox/api/Courses/findCourse", ["GET"], cb_find_course),
+    ("/coursebox/api/Courses/<courseid>/enrolUser", ["POST"], cb_enrol),
+    ("/coursebox/api/Courses/<courseid>/users", ["DELETE"], cb_unenrol),
+    ("/coursebox/api/Courses/<courseid>/allLearners", ["GET"], cb_learners),
+    ("/coursebox/api/Activities/<activityid>", ["GET"], cb_activity),
+    ("/<any(coursebox, coursetoolkit):lms>/<path:rest>", ["GET", "POST", "PUT", "PATCH", "DELETE"], lms_unknown),
+    ("/calls", ["GET", "DELETE"], calls),
+    ("/reset", ["POST"], reset),
+    ("/state", ["GET"], snapshot),
+    ("/faults", ["GET", "POST", "DELETE"], faults),
+    ("/tokens", ["DELETE"], expire_tokens),
+]
+
+
+def lms_of(view: str) -> str | None:
+    """Say which LMS an endpoint emulates, None for the control endpoints."""
+    if view.startswith("lms_"):
+        return (request.view_args or {}).get("lms")
+    return {"ct_": "coursetoolkit", "cb_": "coursebox"}.get(view[:3])
+
+
+def create_sandbox_blueprint(state: SandboxState | None = None) -> Blueprint:
+    """Create the sandbox's routes over a state (a fresh one by default); mount it at /sandbox."""
+    state = SandboxState() if state is None else state
+    blueprint = Blueprint("sandbox", __name__)
+    blueprint.sandbox_state = state  # so tests of a host app can reach it via app.blueprints["sandbox"]
+    for rule, methods, view in ROUTES:
+        blueprint.add_url_rule(rule, view.__name__, partial(view, state), methods=methods)
+
+    @blueprint.before_request
+    def inject_faults():
+        view = (request.endpoint or "").rsplit(".", 1)[-1]
+        g.sandbox_lms, g.sandbox_fault = lms_of(view), False
+        if g.sandbox_lms is None:
+            return None
+        latency, fault = state.take_fault(request.path)
+        if latency:
+            time.sleep(latency)  # outside the lock, so a slow call does not stall the others
+        if fault is not None:
+            g.sandbox_fault = True
+            if fault["body"] is not None:
+                response = Response(str(fault["body"]), fault["status"], content_type="text/html; charset=utf-8")
+            else:
+                response = loopback_error(fault["status"], f"sandbox fault: injected HTTP {fault['status']}")[0]
+                response.status_code = fault["status"]
+            if fault["retry_after"] is not None:
+                response.headers["Retry-After"] = str(fault["retry_after"])
+            return response
+        token = request.headers.get("X-Access-Token")
+        if view.startswith("cb_") and view != "cb_login" and not state.token_valid(token):
+            return loopback_error(401, "Authorization Required", "AUTHORIZATION_REQUIRED")
+        return None
+
+    @blueprint.after_request
+    def record_call(response: Response) -> Response:
+        if getattr(g, "sandbox_lms", None) is None:
+            return response
+        if request.is_json:
+            body = request.get_json(silent=True)
+        elif request.form:
+            body = request.form.to_dict()
+        else:
+            body = request.get_data(as_text=True)[:2000] or None
+        headers = {name: request.headers[name] for name in ("X-Access-Token", "User-Agent") if name in request.headers}
+        call = {"time": now_iso(), "lms": g.sandbox_lms, "method": request.method, "path": request.path,
+                "query": redact(request.args.to_dict()), "body": redact(body), "headers": redact(headers),
+                "status": response.status_code, "fault": g.sandbox_fault}
+        with state.lock:
+            state.calls.append(call)
+        return response
+
+    return blueprint
+
+
+def create_sandbox_app(state: SandboxState | None = None) -> Flask:
+    """Create an app that serves only the sandbox, at the same /sandbox URLs as the main app."""
+    app = Flask(__name__)
+    app.json.sort_keys = False
+    app.register_blueprint(create_sandbox_blueprint(state), url_prefix="/sandbox")
+    return app

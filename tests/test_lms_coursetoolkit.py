@@ -1,0 +1,230 @@
+"""Course Toolkit connector against the sandbox over real HTTP; the shared client base's pure parts."""
+
+from __future__ import annotations
+
+import ast
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import jsonschema
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bridge.lms import (ACTIONS, CONNECTION_SCHEMAS, LMSAuthError, LMSError, LMSNotFound, LMSRateLimited,
+                        LMSRejected, LMSUnavailable, build_connector, validate_connection_spec)
+from bridge.lms.base import USER_AGENT, error_class, parse_retry_after
+from bridge.lms.coursetoolkit import parse_permissions
+from bridge.sandbox import COURSETOOLKIT_API_KEY, COURSETOOLKIT_API_USER
+from tests.lms_helpers import closed_port_url, connectors, live_sandbox, lms_sandbox  # noqa: F401
+
+NAME = "toolkit"
+
+
+def spec(url: str, **overrides) -> dict:
+    return {"type": "coursetoolkit", "url": url, "api_user": COURSETOOLKIT_API_USER,
+            "api_key": COURSETOOLKIT_API_KEY, **overrides}
+
+
+@pytest.fixture
+def toolkit(lms_sandbox, connectors):
+    return connectors(NAME, spec(lms_sandbox.coursetoolkit_url))
+
+
+def users_by_email(sandbox) -> dict:
+    return {user["email"]: user for user in sandbox.snapshot()["coursetoolkit"]["users"]}
+
+
+def test_create_user_returns_the_new_id_and_passes_extra_fields_through(toolkit, lms_sandbox):
+    result = toolkit.perform("create_user", {"email": "new@example.com", "first_name": "Ann", "department": "Sales"})
+
+    assert result["email"] == "new@example.com" and result["id"]
+    stored = users_by_email(lms_sandbox)["new@example.com"]
+    assert stored["userid"] == result["id"] and stored["first_name"] == "Ann" and stored["department"] == "Sales"
+    [call] = lms_sandbox.calls()
+    assert call["method"] == "POST" and call["body"]["api-action"] == "createuser"
+    assert call["body"]["api-key"] == "***" and call["headers"]["User-Agent"] == USER_AGENT
+
+
+def test_create_user_for_a_known_email_returns_the_existing_id(toolkit, lms_sandbox):
+    result = toolkit.perform("create_user", {"email": "learner@sandbox.test"})
+
+    assert result["id"] == "1001"
+    assert len(lms_sandbox.snapshot()["coursetoolkit"]["users"]) == 1
+
+
+def test_get_user_parses_course_permissions(toolkit):
+    result = toolkit.perform("get_user", {"userid": 1001})
+
+    assert result["id"] == "1001" and result["email"] == "learner@sandbox.test"
+    assert result["courses"] == {"42": "all", "7": ["m1", "m2"]}
+    assert result["permissions_raw"] == "42 all\n7 m1,m2" and result["unparsed_permissions"] == []
+
+
+def test_remove_user_then_get_user_is_rejected_with_the_lms_text(toolkit, lms_sandbox):
+    assert toolkit.perform("remove_user", {"userid": "1001"})["removed"] is True
+    assert users_by_email(lms_sandbox) == {}
+
+    with pytest.raises(LMSRejected) as caught:
+        toolkit.perform("get_user", {"userid": "1001"})
+    assert "User not found" in str(caught.value) and caught.value.operation == "get_user"
+
+
+def test_wrong_api_key_is_rejected_with_the_lms_text_and_no_secret(lms_sandbox, connectors):
+    wrong = connectors(NAME, spec(lms_sandbox.coursetoolkit_url, api_key="not-the-key-123"))
+
+    with pytest.raises(LMSRejected) as caught:
+        wrong.perform("get_user", {"userid": "1001"})
+    error = caught.value
+    assert "Authentication failed" in str(error) and NAME in str(error) and "get_user" in str(error)
+    assert "not-the-key-123" not in str(error) and not error.retryable
+
+
+def test_an_lms_reply_that_echoes_the_key_is_scrubbed(toolkit, lms_sandbox):
+    lms_sandbox.fault(status=400, body=f"bad request: api-key={COURSETOOLKIT_API_KEY}")
+
+    with pytest.raises(LMSRejected) as caught:
+        toolkit.perform("get_user", {"userid": "1001"})
+    assert COURSETOOLKIT_API_KEY not in str(caught.value) and "***" in str(caught.value)
+
+
+def test_server_error_is_retryable_unavailable(toolkit, lms_sandbox):
+    lms_sandbox.fault(status=500, count=1)
+
+    with pytest.raises(LMSUnavailable) as caught:
+        toolkit.perform("get_user", {"userid": "1001"})
+    assert caught.value.retryable and caught.value.http_status == 500 and caught.value.status == 502
+    assert toolkit.perform("get_user", {"userid": "1001"})["id"] == "1001"
+
+
+def test_rate_limit_carries_retry_after(toolkit, lms_sandbox):
+    lms_sandbox.fault(status=429, retry_after=2)
+
+    with pytest.raises(LMSRateLimited) as caught:
+        toolkit.perform("get_user", {"userid": "1001"})
+    assert caught.value.retryable and caught.value.retry_after == 2.0
+    assert caught.value.to_dict()["retry_after"] == 2.0
+
+
+def test_closed_port_is_unavailable(connectors):
+    toolkit = connectors(NAME, spec(closed_port_url("/api")))
+
+    with pytest.raises(LMSUnavailable) as caught:
+        toolkit.perform("get_user", {"userid": "1001"})
+    assert caught.value.retryable and "cannot reach 127.0.0.1" in str(caught.value)
+
+
+def test_slow_lms_times_out_as_unavailable(lms_sandbox, connectors):
+    toolkit = connectors(NAME, spec(lms_sandbox.coursetoolkit_url), timeouts=(1.0, 0.2))
+    lms_sandbox.fault(latency=0.5)
+
+    with pytest.raises(LMSUnavailable) as caught:
+        toolkit.perform("get_user", {"userid": "1001"})
+    assert "in time" in str(caught.value)
+
+
+def test_a_web_page_instead_of_json_is_rejected(toolkit, lms_sandbox):
+    lms_sandbox.fault(status=200, body="<html>Welcome to Course Toolkit</html>")
+
+    with pytest.raises(LMSRejected) as caught:
+        toolkit.perform("get_user", {"userid": "1001"})
+    assert "not JSON" in str(caught.value) and not caught.value.retryable
+
+
+def test_action_names_can_be_overridden(lms_sandbox, connectors):
+    toolkit = connectors(NAME, spec(lms_sandbox.coursetoolkit_url, actions={"get_user": "fetchuser"}))
+
+    with pytest.raises(LMSRejected, match="fetchuser"):
+        toolkit.perform("get_user", {"userid": "1001"})
+
+
+@pytest.mark.parametrize(("action", "params", "said"), [
+    ("enroll", {"userid": "1"}, "unknown action"),
+    ("get_user", {}, "missing required parameter 'userid'"),
+    ("remove_user", {"userid": ""}, "missing required parameter 'userid'"),
+    ("get_user", {"userid": "1", "course": "2"}, "unknown parameter 'course'"),
+    ("create_user", {"email": "a@b.c", "api-key": "x"}, "'api-key' is set by the connector"),
+])
+def test_invalid_requests_are_refused_before_sending(toolkit, lms_sandbox, action, params, said):
+    with pytest.raises(LMSRejected, match=said):
+        toolkit.perform(action, params)
+    assert lms_sandbox.calls() == []
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    ({"api_key": None}, "missing key 'api_key'"),
+    ({"apikey": "x"}, "unknown key 'apikey'"),
+    ({"actions": {"delete_user": "x"}}, "'delete_user' was unexpected"),
+    ({"timeout": -1}, "timeout"),
+    ({"url": "www.example.com"}, "url"),
+])
+def test_bad_specs_name_the_connection_and_the_key(change, said):
+    bad = {key: value for key, value in {**spec("https://lms.example"), **change}.items() if value is not None}
+
+    with pytest.raises(ValueError, match=f"connection 'toolkit': .*{said}"):
+        build_connector(NAME, bad)
+    assert any(said in message for _, message in validate_connection_spec(bad))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, CONNECTION_SCHEMAS["coursetoolkit"])
+
+
+def test_a_wrongly_typed_secret_is_not_echoed():
+    with pytest.raises(ValueError) as caught:
+        build_connector(NAME, spec("https://lms.example", api_key=987654321))
+    assert "987654321" not in str(caught.value) and "'api_key'" in str(caught.value)
+
+
+def test_good_specs_pass_the_schema_and_the_defaults_apply(connectors):
+    good = {"type": "coursetoolkit", "api_user": 523098, "api_key": "k", "timeout": [1, 2]}
+
+    jsonschema.validate(good, CONNECTION_SCHEMAS["coursetoolkit"])
+    assert validate_connection_spec(good) == []
+    toolkit = connectors(NAME, good)
+    assert toolkit.url == "https://www.coursetoolkit.com/api" and toolkit.timeouts == (1.0, 2.0)
+    assert CONNECTION_SCHEMAS["coursetoolkit"]["additionalProperties"] is False
+    assert set(ACTIONS["coursetoolkit"]) == {"create_user", "remove_user", "get_user"}
+
+
+def test_permission_lines_parse_with_oddities_kept_aside():
+    courses, unparsed = parse_permissions("42 all\r\n7 m1, m2,\n\n  9 ALL\n13\n15 ,")
+
+    assert courses == {"42": "all", "7": ["m1", "m2"], "9": "all"}
+    assert unparsed == ["13", "15 ,"]
+
+
+ids = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=8)
+
+
+@given(st.dictionaries(ids, st.one_of(st.just("all"), st.lists(ids, min_size=1, max_size=4))))
+def test_permission_lines_round_trip(courses):
+    text = "\n".join(f"{course} {p if p == 'all' else ','.join(p)}" for course, p in courses.items())
+
+    assert parse_permissions(text) == (courses, [])
+
+
+@pytest.mark.parametrize(("status", "cls"), [
+    (400, LMSRejected), (401, LMSAuthError), (403, LMSAuthError), (404, LMSNotFound), (409, LMSRejected),
+    (422, LMSRejected), (429, LMSRateLimited), (500, LMSUnavailable), (503, LMSUnavailable),
+])
+def test_statuses_map_to_errors(status, cls):
+    assert error_class(status) is cls
+    assert issubclass(cls, LMSError) and cls.retryable == (cls in (LMSRateLimited, LMSUnavailable))
+
+
+def test_retry_after_reads_seconds_and_dates():
+    now = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
+    later = (now + timedelta(seconds=90)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after(later, now=now) == 90.0
+    assert parse_retry_after("Wed, 01 Jan 2020 00:00:00 GMT", now=now) == 0.0
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_the_lms_package_never_imports_flask():
+    # RQ work horses import bridge.lms; Flask there would cost every job its import time.
+    for path in Path(__file__).resolve().parent.parent.joinpath("bridge", "lms").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(name.split(".")[0] in ("flask", "werkzeug") for name in names), path
