@@ -1,10 +1,16 @@
-"""Pure evaluation of a rule's conditions against an event, with the reason for each outcome."""
+"""Pure evaluation of a rule's conditions against an event, with the reason for each outcome.
+
+A condition is either a test of one path (`path` plus exactly one operator) or a group:
+`all: [...]`, `any: [...]`, `not: {...}`. `any_item` tests the elements of a list, with
+paths relative to the element. A missing path makes a test false, never an error.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Any, Callable
 
 MISSING = object()
 _INDEXED = re.compile(r"\[(\d+)\]")
@@ -20,6 +26,8 @@ class Outcome:
 
 def lookup(data: Any, path: str) -> Any:
     """Return the value at a dotted path (body.items.0.sku or body.items[0].sku), or MISSING."""
+    if path in (".", ""):
+        return data
     node = data
     for part in _INDEXED.sub(r".\1", path).split("."):
         if isinstance(node, dict):
@@ -41,46 +49,142 @@ def lookup(data: Any, path: str) -> Any:
 
 def same(left: Any, right: Any) -> bool:
     """Compare like a person would: form data's "42" equals a rule's 42."""
-    if left == right and type(left) is not bool and type(right) is not bool:
-        return True
     if isinstance(left, bool) or isinstance(right, bool):
         return left is right or str(left).lower() == str(right).lower()
+    if left == right:
+        return True
     if isinstance(left, (int, float)) and isinstance(right, str):
         left, right = right, left
     if isinstance(left, str) and isinstance(right, (int, float)):
-        try:
-            return float(left) == float(right)
-        except ValueError:
-            return False
+        number = _number(left)
+        return number is not None and number == right
     return False
 
 
-def evaluate(condition: dict, event: dict) -> Outcome:
-    """Evaluate one condition; a missing path makes it false, never an error."""
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+@lru_cache(maxsize=1024)
+def compile_pattern(pattern: str) -> re.Pattern:
+    """Compile a rule's regular expression once."""
+    return re.compile(pattern)
+
+
+def _compare(test: Callable[[float, float], bool]) -> Callable[[Any, Any], bool]:
+    def check(value: Any, expected: Any) -> bool:
+        left, right = _number(value), _number(expected)
+        if left is not None and right is not None:
+            return test(left, right)
+        # Text that is not a number, such as an ISO date, compares as text.
+        return isinstance(value, str) and isinstance(expected, str) and test(value, expected)
+
+    return check
+
+
+def _contains(value: Any, expected: Any) -> bool:
+    if isinstance(value, str):
+        return isinstance(expected, str) and expected in value
+    if isinstance(value, list):
+        return any(same(item, expected) for item in value)
+    if isinstance(value, dict):
+        return expected in value
+    return False
+
+
+# operator -> (test of a present value, verb for a reason that held, verb for one that did not)
+OPERATORS: dict[str, tuple[Callable[[Any, Any], bool], str, str]] = {
+    "equals": (same, "equals", "expected"),
+    "not_equals": (lambda value, expected: not same(value, expected), "differs from", "must differ from"),
+    "in": (lambda value, choices: any(same(value, choice) for choice in choices), "in", "not in"),
+    "not_in": (lambda value, choices: not any(same(value, choice) for choice in choices), "not in", "must not be in"),
+    "gt": (_compare(lambda a, b: a > b), ">", "not >"),
+    "gte": (_compare(lambda a, b: a >= b), ">=", "not >="),
+    "lt": (_compare(lambda a, b: a < b), "<", "not <"),
+    "lte": (_compare(lambda a, b: a <= b), "<=", "not <="),
+    "contains": (_contains, "contains", "does not contain"),
+    "starts_with": (lambda value, prefix: isinstance(value, str) and value.startswith(str(prefix)), "starts with", "does not start with"),
+    "ends_with": (lambda value, suffix: isinstance(value, str) and value.endswith(str(suffix)), "ends with", "does not end with"),
+    "matches": (lambda value, pattern: isinstance(value, str) and compile_pattern(pattern).search(value) is not None, "matches", "does not match"),
+}
+GROUPS = ("all", "any", "not", "any_item")
+
+
+def _show(value: Any) -> str:
+    text = "missing" if value is MISSING else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def evaluate(condition: dict, data: dict) -> Outcome:
+    """Evaluate one condition (a test or a group) against data."""
+    if "all" in condition:
+        return evaluate_all(condition["all"], data)
+    if "any" in condition:
+        reasons = []
+        for item in condition["any"]:
+            outcome = evaluate(item, data)
+            if outcome.held:
+                return outcome
+            reasons.append(outcome.reason)
+        return Outcome(False, f"none of: {'; '.join(reasons)}")
+    if "not" in condition:
+        outcome = evaluate(condition["not"], data)
+        return Outcome(not outcome.held, f"not ({outcome.reason})")
     path = condition["path"]
-    value = lookup(event, path)
-    shown = "missing" if value is MISSING else repr(value)
+    value = lookup(data, path)
+    if "any_item" in condition:
+        return _any_item(path, value, condition["any_item"])
     if "exists" in condition:
         present = value is not MISSING and value is not None
-        held = present == condition["exists"]
-        return Outcome(held, f"{path} {'exists' if present else 'is missing'}")
-    if "equals" in condition:
-        expected = condition["equals"]
-        held = value is not MISSING and same(value, expected)
-        return Outcome(held, f"{path} is {shown}, {'equals' if held else 'expected'} {expected!r}")
-    if "in" in condition:
-        choices = condition["in"]
-        held = value is not MISSING and any(same(value, choice) for choice in choices)
-        return Outcome(held, f"{path} is {shown}, {'in' if held else 'not in'} {choices!r}")
-    raise ValueError(f"condition has no test: {condition!r}")
+        return Outcome(present == condition["exists"], f"{path} {'exists' if present else 'is missing'}")
+    [operator] = [name for name in condition if name in OPERATORS]
+    test, said_held, said_failed = OPERATORS[operator]
+    expected = condition[operator]
+    held = value is not MISSING and test(value, expected)
+    return Outcome(held, f"{path} is {_show(value)}, {said_held if held else said_failed} {expected!r}")
 
 
-def evaluate_all(conditions: list[dict], event: dict) -> Outcome:
+def _any_item(path: str, value: Any, conditions: list) -> Outcome:
+    if not isinstance(value, list):
+        return Outcome(False, f"{path} is {_show(value)}, not a list")
+    for index, item in enumerate(value):
+        outcome = evaluate_all(conditions, item)
+        if outcome.held:
+            return Outcome(True, f"{path}[{index}] matched: {outcome.reason}")
+    return Outcome(False, f"no element of {path} ({len(value)}) matched")
+
+
+def evaluate_all(conditions: list[dict], data: dict) -> Outcome:
     """Return the first failing condition's outcome, or a held outcome when all hold."""
     for condition in conditions:
-        outcome = evaluate(condition, event)
+        outcome = evaluate(condition, data)
         if not outcome.held:
             return outcome
     if not conditions:
         return Outcome(True, "no conditions")
     return Outcome(True, f"all {len(conditions)} conditions held")
+
+
+def condition_problems(condition: dict) -> list[tuple[list, str]]:
+    """List (path within the condition, message) for what a schema cannot check: bad regexes."""
+    problems: list[tuple[list, str]] = []
+    for group in ("all", "any", "any_item"):
+        for index, item in enumerate(condition.get(group, [])):
+            problems += [([group, index, *where], message) for where, message in condition_problems(item)]
+    if isinstance(condition.get("not"), dict):
+        problems += [(["not", *where], message) for where, message in condition_problems(condition["not"])]
+    if "matches" in condition:
+        try:
+            compile_pattern(condition["matches"])
+        except re.error as error:
+            problems.append((["matches"], f"bad regular expression: {error}"))
+    return problems

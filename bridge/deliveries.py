@@ -12,6 +12,7 @@ from rq import Queue
 
 from .engine import Decision, job_payload
 from .errors import QueueUnavailable
+from .rules import RuleSet
 from .settings import Settings
 
 RECORD_KEY = "bridge:delivery:{}"
@@ -42,7 +43,7 @@ class Accepted:
     decisions: list[dict] = field(default_factory=list)
 
 
-def accept(connection: redis.Redis, settings: Settings, event: dict, raw: bytes, decisions: list[Decision], version: str) -> Accepted:
+def accept(connection: redis.Redis, settings: Settings, event: dict, raw: bytes, decisions: list[Decision], ruleset: RuleSet) -> Accepted:
     """Store the delivery record and enqueue one job per matched rule, all or nothing."""
     delivery_id = event["delivery_id"]
     matched = [decision for decision in decisions if decision.matched]
@@ -51,14 +52,14 @@ def accept(connection: redis.Redis, settings: Settings, event: dict, raw: bytes,
     jobs = [
         Queue.prepare_data(
             JOB_FUNCTION,
-            args=(job_payload(decision.rule, event, version),),
+            args=(job_payload(decision.rule, event, ruleset),),
             job_id=job_id,
             timeout=settings.job_timeout,
             result_ttl=settings.delivery_ttl,
             failure_ttl=settings.delivery_ttl,
             ttl=settings.delivery_ttl,
             description=f"rule {decision.rule.name} for delivery {delivery_id}",
-            meta={"delivery_id": delivery_id, "rule": decision.rule.name, "rules_version": version},
+            meta={"delivery_id": delivery_id, "rule": decision.rule.name, "rules_version": ruleset.version},
         )
         for decision, job_id in zip(matched, job_ids)
     ]
@@ -70,7 +71,7 @@ def accept(connection: redis.Redis, settings: Settings, event: dict, raw: bytes,
         "sender_id": event.get("sender_id") or "",
         "received_at": now,
         "status": "queued" if jobs else "unmatched",
-        "rules_version": version,
+        "rules_version": ruleset.version,
         "decisions": json.dumps([decision.to_dict() for decision in decisions]),
         "jobs": json.dumps(job_ids),
         "headers": json.dumps(event["headers"]),

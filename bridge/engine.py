@@ -30,17 +30,18 @@ def decide(rule: Rule, event: dict) -> Decision:
     return Decision(rule, outcome.held, outcome.reason)
 
 
-def decide_all(ruleset: RuleSet, event: dict) -> list[Decision]:
-    """Decide every rule of the event's source, in file order."""
-    return [decide(rule, event) for rule in ruleset.rules_for(event["source"])]
+def decide_all(ruleset: RuleSet, event: dict, every_rule: bool = False) -> list[Decision]:
+    """Decide the rules of the event's source that name its event (or every rule of the source), in file order."""
+    return [decide(rule, event) for rule in ruleset.rules_for(event["source"], None if every_rule else event["event"])]
 
 
-def job_payload(rule: Rule, event: dict, version: str) -> dict:
-    """Return what a worker needs to run one matched rule; no secrets, only the rule's own text."""
+def job_payload(rule: Rule, event: dict, ruleset: RuleSet) -> dict:
+    """Return what a worker needs to run one matched rule: the rule as it was planned, and no secrets."""
     return {
         "delivery_id": event["delivery_id"],
         "rule": rule.name,
-        "rules_version": version,
+        "rules_version": ruleset.version,
         "actions": rule.actions,
+        "tables": {name: ruleset.tables[name] for name in rule.tables},
         "event": event,
     }

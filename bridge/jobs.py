@@ -9,12 +9,12 @@ import logging
 
 from rq import Retry, get_current_job
 
-from .errors import BridgeError, TemplateError
+from .actions import run_actions
+from .errors import BridgeError
 from .lms import ACTIONS, build_connector
 from .lms.errors import LMSError
 from .rules import LiveRules
 from .settings import Settings
-from .templating import render_value
 
 log = logging.getLogger("bridge.jobs")
 
@@ -67,41 +67,27 @@ def run_rule(payload: dict):
     job = get_current_job()
     ctx = context()
     ruleset = ctx.rules.get()
-    delivery = payload["delivery_id"]
     done: dict = job.meta.setdefault("steps", {})
-    steps: dict = {}
-    for index, action in enumerate(payload["actions"]):
-        name = action.get("as") or f"step{index + 1}"
-        if str(index) in done:
-            steps[name] = done[str(index)]
-            continue
-        label = f"rule {payload['rule']!r}, action {index + 1} ({action['action']}), delivery {delivery}"
+
+    def perform(action: dict, params: dict, label: str):
         connection = ruleset.connections.get(action["connection"])
         if connection is None:
             raise BridgeError(f"{label}: connection {action['connection']!r} is no longer declared in the rule files")
-        params = _render(action, {**payload["event"], "steps": steps}, connection.type, label)
-        try:
-            result = ctx.connector(connection, job.connection).perform(action["action"], params)
-        except LMSError as error:
-            retry = retry_policy(ctx.settings, job.number_of_retries or 0, error)
-            if retry is None:
-                raise
-            log.warning("%s: %s; retrying (attempt %d of %d)", label, error, (job.number_of_retries or 0) + 2, ctx.settings.retry_max + 1)
-            return retry
+        result = ctx.connector(connection, job.connection).perform(action["action"], params)
         log.info("%s: done", label)
-        done[str(index)] = result
-        job.save_meta()
-        steps[name] = result
-    return {"rule": payload["rule"], "delivery_id": delivery, "steps": steps}
+        return result
 
+    def check(action: dict, params: dict) -> list[str]:
+        connection = ruleset.connections.get(action["connection"])
+        return ACTIONS[connection.type][action["action"]].problems(params) if connection else []
 
-def _render(action: dict, context: dict, connection_type: str, label: str) -> dict:
     try:
-        params = render_value(action.get("with", {}), context)
-    except TemplateError as error:
-        raise TemplateError(f"{label}: {error.message}") from None
-    # An empty email or id must never reach an LMS: fail here, naming the field.
-    problems = ACTIONS[connection_type][action["action"]].problems(params)
-    if problems:
-        raise TemplateError(f"{label}: after rendering, {'; '.join(problems)}")
-    return params
+        run = run_actions(payload, perform, check, done, on_done=lambda key, result: job.save_meta())
+    except LMSError as error:
+        retry = retry_policy(ctx.settings, job.number_of_retries or 0, error)
+        if retry is None:
+            raise
+        log.warning("rule %r, delivery %s: %s; retrying (attempt %d of %d)", payload["rule"], payload["delivery_id"],
+                    error, (job.number_of_retries or 0) + 2, ctx.settings.retry_max + 1)
+        return retry
+    return {"rule": payload["rule"], "delivery_id": payload["delivery_id"], "steps": run.steps}

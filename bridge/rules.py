@@ -1,72 +1,26 @@
-"""Load and validate rule files; every error names its file, line and key."""
+"""Load a folder of rule files into one checked rule set; every error names its file, line and key."""
 
 from __future__ import annotations
 
 import hashlib
-import json
+import logging
 import os
 import re
+import time
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
-from jsonschema import Draft202012Validator
-
+from .conditions import GROUPS, OPERATORS, condition_problems
 from .errors import ConfigError, ConfigErrors
+from .rulefile import parse_document, position, suggest
 from .templating import check_syntax, template_strings
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_STEP_REFERENCE = re.compile(r"\bsteps\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*['\"]([A-Za-z_]\w*)['\"]\s*\])")
+_TABLE_REFERENCE = re.compile(r"\blookup\(\s*['\"]([A-Za-z_]\w*)['\"]|\btables\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*['\"]([A-Za-z_]\w*)['\"]\s*\])")
 RULE_SUFFIXES = (".yaml", ".yml")
-
-
-class _Marked:
-    """Mixin for loaded YAML containers that remember where each entry was written."""
-
-    def __init__(self, *args):
-        super().__init__(*args)
-        self.mark = None
-        self.marks: dict = {}
-
-
-class MarkedDict(_Marked, dict):
-    """A mapping from YAML with the position of each key."""
-
-
-class MarkedList(_Marked, list):
-    """A sequence from YAML with the position of each item."""
-
-
-class _Loader(yaml.SafeLoader):
-    """A safe YAML loader that keeps positions and refuses duplicate keys."""
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> MarkedDict:
-    loader.flatten_mapping(node)
-    result = MarkedDict()
-    result.mark = node.start_mark
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, str):
-            raise ConfigError(f"key {key!r} must be text", None, key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-        if key in result:
-            raise ConfigError(f"duplicate key {key!r}", None, key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-        result[key] = loader.construct_object(value_node, deep=True)
-        result.marks[key] = key_node.start_mark
-    return result
-
-
-def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> MarkedList:
-    result = MarkedList(loader.construct_object(item, deep=True) for item in node.value)
-    result.mark = node.start_mark
-    result.marks = {index: item.start_mark for index, item in enumerate(node.value)}
-    return result
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
 @dataclass(frozen=True)
@@ -103,6 +57,17 @@ class Rule:
     file: str
     line: int
     description: str = ""
+    tables: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RuleTest:
+    """A sample event written next to the rules, and what it must produce."""
+
+    name: str
+    spec: dict
+    file: str
+    line: int
 
 
 @dataclass(frozen=True)
@@ -112,18 +77,28 @@ class RuleSet:
     sources: dict[str, Source] = field(default_factory=dict)
     connections: dict[str, Connection] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)
+    tables: dict[str, dict] = field(default_factory=dict)
+    tests: list[RuleTest] = field(default_factory=list)
     version: str = ""
     files: tuple[str, ...] = ()
 
-    def rules_for(self, source: str) -> list[Rule]:
-        """Return the rules of one source, in file order."""
-        return [rule for rule in self.rules if rule.source == source]
+    @cached_property
+    def _index(self) -> dict:
+        index: dict = {}
+        for position_, rule in enumerate(self.rules):
+            for event in rule.events or (None,):
+                index.setdefault((rule.source, event), []).append((position_, rule))
+        return index
 
-
-@lru_cache(maxsize=1)
-def schema() -> dict:
-    """Return the rule file's JSON Schema, shipped in the package."""
-    return json.loads(resources.files("bridge").joinpath("rule-file.schema.json").read_text("utf-8"))
+    def rules_for(self, source: str, event: str | None = None) -> list[Rule]:
+        """Return the rules of a source that can fire for an event (all of them when event is None), in file order."""
+        if event is None:
+            return [rule for rule in self.rules if rule.source == source]
+        named = self._index.get((source, event), [])
+        anything = self._index.get((source, None), [])
+        if not anything:
+            return [rule for _, rule in named]
+        return [rule for _, rule in sorted(named + anything, key=lambda pair: pair[0])]
 
 
 def rule_files(directory: Path) -> list[Path]:
@@ -155,84 +130,13 @@ def load_rules(directory: Path | str, env: dict | None = None) -> RuleSet:
         errors.extend(problems)
         if document is not None:
             documents.append((str(path), document))
-    ruleset, problems = _build(documents, env)
-    errors.extend(problems)
+    builder = _Builder(env)
+    builder.build(documents)
+    errors.extend(builder.errors)
     if errors:
         raise ConfigErrors(errors)
-    return RuleSet(ruleset.sources, ruleset.connections, ruleset.rules, digest.hexdigest()[:12], tuple(name for name, _ in documents))
-
-
-def parse_document(text: str, filename: str) -> tuple[Any, list[ConfigError]]:
-    """Parse one rule file and check it against the schema."""
-    try:
-        document = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-    except ConfigError as error:
-        return None, [ConfigError(error.reason, filename, error.line, error.column)]
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        return None, [ConfigError(f"not valid YAML: {error.problem or error.context}", filename, line, column)]
-    if document is None:
-        return MarkedDict(), []
-    validator = Draft202012Validator(schema())
-    errors = [_schema_error(error, document, filename) for error in validator.iter_errors(document)]
-    errors.sort(key=lambda error: (error.line or 0, error.column or 0))
-    return (None if errors else document), errors
-
-
-def _schema_error(error, document, filename: str) -> ConfigError:
-    path = list(error.absolute_path)
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        known = set(error.schema.get("properties", {}))
-        unknown = sorted(key for key in error.instance if key not in known)
-        if unknown:
-            line, column = position(document, [*path, unknown[0]])
-            where = _describe(path)
-            message = f"unknown key {unknown[0]!r}{where}"
-            if known:
-                message += f" (expected one of: {', '.join(sorted(known))})"
-            return ConfigError(message, filename, line, column)
-    line, column = position(document, path)
-    key = path[-1] if path and isinstance(path[-1], str) else None
-    subject = f"key {key!r}" if key else _describe(path).removeprefix(" in ") or "the file"
-    return ConfigError(f"{subject}: {_message(error)}", filename, line, column)
-
-
-def _message(error) -> str:
-    if error.validator == "required":
-        return error.message.replace("is a required property", "is required")
-    if error.validator == "enum":
-        return f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
-    if error.validator == "pattern":
-        return f"{error.instance!r} may only hold letters, digits, '_', '.' and '-' (and start with a letter or digit)"
-    if error.validator in ("minProperties", "maxProperties") and "path" in error.instance:
-        return "a condition takes a path and exactly one test: equals, in or exists"
-    return error.message
-
-
-def _describe(path: list) -> str:
-    if not path:
-        return ""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return f" in {text}"
-
-
-def position(document: Any, path: list) -> tuple[int | None, int | None]:
-    """Return the 1-based line and column where a path was written, as close as known."""
-    node, mark = document, getattr(document, "mark", None)
-    for part in path:
-        marks = getattr(node, "marks", {})
-        if part in marks:
-            mark = marks[part]
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            break
-    if mark is None:
-        return None, None
-    return mark.line + 1, mark.column + 1
+    return RuleSet(builder.sources, builder.connections, builder.rules, builder.tables, builder.tests,
+                   digest.hexdigest()[:12], tuple(name for name, _ in documents))
 
 
 def expand_env(value: Any, env: dict, filename: str, document: Any, path: list) -> tuple[Any, list[ConfigError]]:
@@ -264,100 +168,160 @@ def expand_env(value: Any, env: dict, filename: str, document: Any, path: list) 
     return walk(value, path), errors
 
 
-def _build(documents: list[tuple[str, Any]], env: dict) -> tuple[RuleSet, list[ConfigError]]:
-    from .lms import ACTIONS, validate_connection_spec
+class _Builder:
+    """Collect declarations across files, then check what refers to what."""
 
-    errors: list[ConfigError] = []
-    sources: dict[str, Source] = {}
-    connections: dict[str, Connection] = {}
-    rules: list[Rule] = []
-    seen_rules: dict[str, str] = {}
+    def __init__(self, env: dict):
+        self.env = env
+        self.errors: list[ConfigError] = []
+        self.sources: dict[str, Source] = {}
+        self.connections: dict[str, Connection] = {}
+        self.tables: dict[str, dict] = {}
+        self.rules: list[Rule] = []
+        self.tests: list[RuleTest] = []
+        self._table_files: dict[str, str] = {}
 
-    def error(message: str, filename: str, document: Any, path: list) -> None:
-        errors.append(ConfigError(message, filename, *position(document, path)))
+    def error(self, message: str, filename: str, document: Any, path: list) -> None:
+        self.errors.append(ConfigError(message, filename, *position(document, path)))
 
-    for filename, document in documents:
+    def build(self, documents: list[tuple[str, Any]]) -> None:
+        for filename, document in documents:
+            self._declarations(filename, document)
+        seen: dict[str, str] = {}
+        for filename, document in documents:
+            for index, raw in enumerate(document.get("rules", [])):
+                where = ["rules", index]
+                if raw["name"] in seen:
+                    self.error(f"rule {raw['name']!r} is already declared in {seen[raw['name']]}", filename, document, [*where, "name"])
+                    continue
+                seen[raw["name"]] = filename
+                self.rules.append(self._rule(raw, filename, document, where))
+            for index, raw in enumerate(document.get("tests", [])):
+                if raw["source"] not in self.sources:
+                    self.error(f"test {raw['name']!r}: unknown source {raw['source']!r}{_choices(raw['source'], self.sources)}",
+                               filename, document, ["tests", index, "source"])
+                self.tests.append(RuleTest(raw["name"], _plain(raw), filename, position(document, ["tests", index])[0] or 0))
+
+    def _declarations(self, filename: str, document: Any) -> None:
+        from .lms import validate_connection_spec
+
         for name, options in document.get("sources", {}).items():
+            if name in self.sources:
+                self.error(f"source {name!r} is already declared in {self.sources[name].file}", filename, document, ["sources", name])
+                continue
+            expanded, problems = expand_env(options, self.env, filename, document, ["sources", name])
+            self.errors.extend(problems)
             line = position(document, ["sources", name])[0] or 0
-            if name in sources:
-                error(f"source {name!r} is already declared in {sources[name].file}", filename, document, ["sources", name])
-                continue
-            expanded, problems = expand_env(options, env, filename, document, ["sources", name])
-            errors.extend(problems)
-            sources[name] = Source(name, expanded["type"], {k: v for k, v in expanded.items() if k != "type"}, filename, line)
+            self.sources[name] = Source(name, expanded["type"], {k: v for k, v in expanded.items() if k != "type"}, filename, line)
         for name, spec in document.get("connections", {}).items():
-            line = position(document, ["connections", name])[0] or 0
-            if name in connections:
-                error(f"connection {name!r} is already declared in {connections[name].file}", filename, document, ["connections", name])
+            if name in self.connections:
+                self.error(f"connection {name!r} is already declared in {self.connections[name].file}", filename, document, ["connections", name])
                 continue
-            expanded, problems = expand_env(spec, env, filename, document, ["connections", name])
-            errors.extend(problems)
+            expanded, problems = expand_env(spec, self.env, filename, document, ["connections", name])
+            self.errors.extend(problems)
             # With a variable unset the spec is incomplete; the missing variable is the one error worth saying.
             for key, message in [] if problems else validate_connection_spec(expanded):
-                error(f"connection {name!r}: {message}", filename, document, ["connections", name, *([key] if key else [])])
-            connections[name] = Connection(name, expanded["type"], expanded, filename, line)
-
-    for filename, document in documents:
-        for index, raw in enumerate(document.get("rules", [])):
-            where = ["rules", index]
-            name = raw["name"]
-            if name in seen_rules:
-                error(f"rule {name!r} is already declared in {seen_rules[name]}", filename, document, [*where, "name"])
+                self.error(f"connection {name!r}: {message}", filename, document, ["connections", name, *([key] if key else [])])
+            line = position(document, ["connections", name])[0] or 0
+            self.connections[name] = Connection(name, expanded["type"], expanded, filename, line)
+        for name, table in document.get("tables", {}).items():
+            if name in self.tables:
+                self.error(f"table {name!r} is already declared in {self._table_files[name]}", filename, document, ["tables", name])
                 continue
-            seen_rules[name] = filename
-            if raw["source"] not in sources:
-                error(f"rule {name!r}: unknown source {raw['source']!r}{_choices(sources)}", filename, document, [*where, "source"])
-            errors.extend(_check_actions(raw, connections, ACTIONS, filename, document, where))
-            events = raw.get("event")
-            events = None if events is None else tuple([events] if isinstance(events, str) else events)
-            rules.append(Rule(
-                name=name,
-                source=raw["source"],
-                events=events,
-                conditions=_plain(raw.get("when", [])),
-                actions=_plain(raw["actions"]),
-                file=filename,
-                line=position(document, where)[0] or 0,
-                description=raw.get("description", ""),
-            ))
-    return RuleSet(sources, connections, rules), errors
+            self.tables[name] = {str(key): value for key, value in _plain(table).items()}
+            self._table_files[name] = filename
 
+    def _rule(self, raw: dict, filename: str, document: Any, where: list) -> Rule:
+        name = raw["name"]
+        if raw["source"] not in self.sources:
+            self.error(f"rule {name!r}: unknown source {raw['source']!r}{_choices(raw['source'], self.sources)}", filename, document, [*where, "source"])
+        for index, condition in enumerate(raw.get("when", [])):
+            self._condition(condition, f"rule {name!r}", filename, document, [*where, "when", index])
+        tables = self._actions(raw, filename, document, where)
+        events = raw.get("event")
+        return Rule(
+            name=name,
+            source=raw["source"],
+            events=None if events is None else tuple([events] if isinstance(events, str) else events),
+            conditions=_plain(raw.get("when", [])),
+            actions=_plain(raw["actions"]),
+            file=filename,
+            line=position(document, where)[0] or 0,
+            description=raw.get("description", ""),
+            tables=tuple(sorted(tables)),
+        )
 
-def _check_actions(raw: dict, connections: dict, actions: dict, filename: str, document: Any, where: list) -> list[ConfigError]:
-    errors = []
-    named: set[str] = set()
-    for index, action in enumerate(raw["actions"]):
-        at = [*where, "actions", index]
+    def _condition(self, condition: dict, owner: str, filename: str, document: Any, where: list) -> None:
+        groups = [key for key in ("all", "any", "not") if key in condition]
+        tests = [key for key in condition if key in OPERATORS or key in ("exists", "any_item")]
+        if groups and len(condition) != 1:
+            self.error(f"{owner}: a condition group ({groups[0]}) stands alone; put other tests inside it", filename, document, where)
+        elif not groups and ("path" not in condition or len(tests) != 1):
+            known = ", ".join([*OPERATORS, "exists", "any_item"])
+            self.error(f"{owner}: a condition takes a path and exactly one test ({known}), or is a group: {', '.join(g for g in GROUPS if g != 'any_item')}",
+                       filename, document, where)
+        for sub, message in condition_problems(condition):
+            self.error(f"{owner}: {message}", filename, document, [*where, *sub])
+        for group in ("all", "any", "any_item"):
+            for index, item in enumerate(condition.get(group, [])):
+                self._condition(item, owner, filename, document, [*where, group, index])
+        if isinstance(condition.get("not"), dict):
+            self._condition(condition["not"], owner, filename, document, [*where, "not"])
 
-        def error(message: str, key: str | None = None) -> None:
-            errors.append(ConfigError(f"rule {raw['name']!r}, action {index + 1}: {message}", filename, *position(document, at + ([key] if key else []))))
+    def _actions(self, raw: dict, filename: str, document: Any, where: list) -> set[str]:
+        from .lms import ACTIONS
 
-        for field_name, text in template_strings(action.get("with", {})):
-            problem = check_syntax(text)
-            if problem:
-                error(f"field {field_name}: {problem}", "with")
-        connection = connections.get(action["connection"])
-        if connection is None:
-            error(f"unknown connection {action['connection']!r}{_choices(connections)}", "connection")
-        else:
-            supported = actions.get(connection.type, {})
-            spec = supported.get(action["action"])
-            if spec is None:
-                error(f"{connection.type} connection {connection.name!r} has no action {action['action']!r}{_choices(supported)}", "action")
+        named: list[str] = []
+        tables: set[str] = set()
+        for index, action in enumerate(raw["actions"]):
+            at = [*where, "actions", index]
+            owner = f"rule {raw['name']!r}, action {index + 1}"
+
+            def error(message: str, *path) -> None:
+                self.error(f"{owner}: {message}", filename, document, [*at, *path])
+
+            texts = list(template_strings(action.get("with", {})))
+            if "for_each" in action:
+                texts.append(("for_each", action["for_each"]))
+            for field_name, text in texts:
+                problem = check_syntax(text)
+                if problem:
+                    error(f"field {field_name}: {problem}", "for_each" if field_name == "for_each" else "with")
+                for match in _STEP_REFERENCE.finditer(text):
+                    step = match.group(1) or match.group(2)
+                    if step not in named:
+                        known = f" (steps so far: {', '.join(named)})" if named else " (no step before this one is named with as:)"
+                        error(f"field {field_name}: step {step!r} is used before it exists{known}{suggest(step, named)}", "with")
+                for match in _TABLE_REFERENCE.finditer(text):
+                    table = match.group(1) or match.group(2) or match.group(3)
+                    if table not in self.tables:
+                        error(f"field {field_name}: unknown table {table!r}{_choices(table, self.tables)}", "with")
+                    tables.add(table)
+            for condition_index, condition in enumerate(action.get("when", [])):
+                self._condition(condition, owner, filename, document, [*at, "when", condition_index])
+            connection = self.connections.get(action["connection"])
+            if connection is None:
+                error(f"unknown connection {action['connection']!r}{_choices(action['connection'], self.connections)}", "connection")
             else:
-                for problem in spec.problems(action.get("with", {})):
-                    error(f"{action['action']!r}: {problem}", "with" if "with" in action else None)
-        alias = action.get("as")
-        if alias:
-            if alias in named:
-                error(f"step name {alias!r} is used twice", "as")
-            named.add(alias)
-    return errors
+                supported = ACTIONS.get(connection.type, {})
+                spec = supported.get(action["action"])
+                if spec is None:
+                    error(f"{connection.type} connection {connection.name!r} has no action {action['action']!r}"
+                          f"{_choices(action['action'], supported)}", "action")
+                else:
+                    for problem in spec.problems(action.get("with", {})):
+                        error(f"{action['action']!r}: {problem}", *(["with"] if "with" in action else []))
+            alias = action.get("as")
+            if alias:
+                if alias in named:
+                    error(f"step name {alias!r} is used twice", "as")
+                named.append(alias)
+        return tables
 
 
-def _choices(names) -> str:
+def _choices(name: str, names) -> str:
     names = sorted(names)
-    return f" (known: {', '.join(names)})" if names else " (none declared)"
+    return f"{suggest(name, names)} (known: {', '.join(names)})" if names else " (none declared)"
 
 
 def _plain(value: Any) -> Any:
@@ -376,7 +340,7 @@ class LiveRules:
         self.directory = Path(directory)
         self.env = env
         self.check_every = check_every
-        self.log = log
+        self.log = log or logging.getLogger("bridge.rules")
         self.error: ConfigErrors | None = None
         self._ruleset: RuleSet | None = None
         self._fingerprint: tuple | None = None
@@ -384,8 +348,6 @@ class LiveRules:
 
     def get(self) -> RuleSet:
         """Return the current rule set, or raise ConfigErrors when no good set was ever loaded."""
-        import time
-
         now = time.monotonic()
         if now - self._checked_at >= self.check_every:
             self._checked_at = now
@@ -399,10 +361,12 @@ class LiveRules:
 
     def _reload(self) -> None:
         try:
-            self._ruleset = load_rules(self.directory, self.env)
-            self.error = None
+            ruleset = load_rules(self.directory, self.env)
         except ConfigErrors as errors:
             self.error = errors
-            if self.log:
-                kept = f"keeping rules version {self._ruleset.version}" if self._ruleset else "no rules loaded"
-                self.log.error("rule files have errors (%s):\n%s", kept, errors.message)
+            kept = f"keeping rules version {self._ruleset.version}" if self._ruleset else "no rules loaded"
+            self.log.error("rule files have errors (%s):\n%s", kept, errors.message)
+            return
+        if self._ruleset is not None and ruleset.version != self._ruleset.version:
+            self.log.info("rules reloaded: version %s, %d rule(s)", ruleset.version, len(ruleset.rules))
+        self._ruleset, self.error = ruleset, None

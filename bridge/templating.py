@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, pass_context
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -16,10 +17,65 @@ from .errors import TemplateError
 _WHOLE_EXPRESSION = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.DOTALL)
 
 
+_NO_DEFAULT = object()
+
+
+class TableKeyError(ValueError):
+    """A key is not in a rule file's table."""
+
+
+def first_name(full_name: Any) -> str:
+    """Return the first word of a full name ("Mary Ann Lee" -> "Mary")."""
+    parts = str(full_name or "").split()
+    return parts[0] if parts else ""
+
+
+def last_name(full_name: Any) -> str:
+    """Return all but the first word of a full name ("Mary Ann Lee" -> "Ann Lee")."""
+    parts = str(full_name or "").split()
+    return " ".join(parts[1:])
+
+
+def to_datetime(value: Any) -> datetime:
+    """Read a date as senders send it: ISO 8601 text, or unix seconds (or milliseconds)."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().isdigit()):
+        seconds = float(value)
+        # HubSpot and others send milliseconds; no webhook is dated after the year 5000 in seconds.
+        return datetime.fromtimestamp(seconds / 1000 if seconds > 1e11 else seconds, tz=timezone.utc)
+    if isinstance(value, str):
+        text = value.strip().replace("Z", "+00:00")
+        return datetime.fromisoformat(text)
+    raise ValueError(f"{value!r} is not a date")
+
+
+def date(value: Any, format: str = "%Y-%m-%d") -> str:
+    """Format a date (ISO text or unix time) with strftime codes."""
+    return to_datetime(value).strftime(format)
+
+
+@pass_context
+def lookup(context, key: Any, table: str, default: Any = _NO_DEFAULT) -> Any:
+    """Look a key up in one of the rule file's tables; a missing key is an error unless defaulted."""
+    tables = context.get("tables") or {}
+    if table not in tables:
+        raise TableKeyError(f"no table named {table!r}")
+    entries = tables[table]
+    for candidate in (key, str(key), str(key).strip()):
+        if candidate in entries:
+            return entries[candidate]
+    if default is not _NO_DEFAULT:
+        return default
+    raise TableKeyError(f"{key!r} is not in table {table!r}")
+
+
 @lru_cache(maxsize=1)
 def environment() -> SandboxedEnvironment:
     """Return the one sandboxed Jinja2 environment the bridge renders with."""
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env.filters.update(first_name=first_name, last_name=last_name, date=date, lookup=lookup)
+    return env
 
 
 @lru_cache(maxsize=4096)

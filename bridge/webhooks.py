@@ -56,7 +56,7 @@ def receive(name: str):
     }
     decisions = decide_all(ruleset, event)
     stored_event = {**event, "headers": redact_headers(headers)}
-    accepted = accept(runtime.redis, runtime.settings, stored_event, raw, decisions, ruleset.version)
+    accepted = accept(runtime.redis, runtime.settings, stored_event, raw, decisions, ruleset)
     reply = {
         "delivery_id": accepted.delivery_id,
         "source": name,
@@ -66,7 +66,7 @@ def receive(name: str):
         "decisions": accepted.decisions,
     }
     if not accepted.matched:
-        reply["message"] = "matched no rule" if decisions else f"source {name!r} has no rules"
+        reply["message"] = "matched no rule" if decisions else f"no rule of source {name!r} is for event {event_name!r}"
     return jsonify(reply), 202
 
 

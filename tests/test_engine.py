@@ -13,7 +13,7 @@ def test_completed_order_matches_the_shop_rule():
     ruleset = load_rules(EXAMPLE_RULES, ENV)
     [decision] = decide_all(ruleset, ORDER)
     assert decision.matched and decision.reason == "all 2 conditions held"
-    payload = job_payload(decision.rule, ORDER, ruleset.version)
+    payload = job_payload(decision.rule, ORDER, ruleset)
     assert payload["rule"] == "enroll-buyer-on-completed-order" and payload["event"] is ORDER
     assert "password" not in repr(payload)
 
@@ -28,7 +28,7 @@ def test_non_matching_order_says_which_condition_failed():
 
 def test_event_name_filters_rules():
     ruleset = load_rules(EXAMPLE_RULES, ENV)
-    decisions = decide_all(ruleset, {**ORDER, "source": "hr", "event": "employee.hired"})
+    decisions = decide_all(ruleset, {**ORDER, "source": "hr", "event": "employee.hired"}, every_rule=True)
     assert [(d.rule.name, d.matched) for d in decisions] == [
         ("create-account-on-hire", True), ("remove-account-on-leave", False)]
     assert decisions[1].reason == "event is 'employee.hired', rule is for employee.left"

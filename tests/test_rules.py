@@ -73,7 +73,7 @@ def test_unknown_source_connection_and_action(tmp_path):
     text = GOOD.replace("source: shop", "source: shp").replace("connection: coursebox", "connection: cursebox")
     write_rules(tmp_path, {"shop.yaml": text})
     messages = errors_of(tmp_path)
-    assert any(":6:5: rule 'enroll': unknown source 'shp' (known: shop)" in m for m in messages)
+    assert any(":6:5: rule 'enroll': unknown source 'shp'; did you mean 'shop'? (known: shop)" in m for m in messages)
     assert any(":12:9: rule 'enroll', action 1: unknown connection 'cursebox'" in m for m in messages)
     write_rules(tmp_path, {"shop.yaml": GOOD.replace("action: enroll", "action: enrol")})
     [message] = errors_of(tmp_path)
