@@ -83,25 +83,106 @@ def sandbox(port: int, host: str):
     run_simple(host, port, create_sandbox_app(), threaded=True)
 
 
-@cli.command(with_appcontext=False)
-@click.argument("directory", required=False, type=click.Path(path_type=Path))
-def check(directory: Path | None):
-    """Check the rule files; print every error as file:line:column: message."""
+def _load(directory: Path | None, require_env: bool = True):
     from .errors import ConfigErrors
     from .rules import load_rules
 
     directory = directory or _settings().rules_dir
     try:
-        ruleset = load_rules(directory)
+        return load_rules(directory, require_env=require_env)
     except ConfigErrors as errors:
         for error in errors.errors:
             click.echo(error.message, err=True)
         click.echo(f"{len(errors.errors)} error(s) in {directory}", err=True)
         sys.exit(1)
+
+
+@cli.command(with_appcontext=False)
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.option("--allow-unset-env", is_flag=True, help="Do not report ${VARIABLES} that are unset (checking files, not a deploy).")
+def check(directory: Path | None, allow_unset_env: bool):
+    """Check the rule files; print every error as file:line:column: message."""
+    ruleset = _load(directory, require_env=not allow_unset_env)
     click.echo(
         f"ok: {len(ruleset.files)} file(s), {len(ruleset.sources)} source(s), "
         f"{len(ruleset.connections)} connection(s), {len(ruleset.rules)} rule(s); version {ruleset.version}"
     )
+
+
+@cli.command("test", with_appcontext=False)
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+def test_rules(directory: Path | None):
+    """Run the tests written in the rule files, without Redis or any LMS."""
+    from .ruletests import run_test
+
+    ruleset = _load(directory, require_env=False)
+    failed = 0
+    for test in ruleset.tests:
+        failures = run_test(ruleset, test)
+        where = f"{test.file}:{test.line}"
+        if failures:
+            failed += 1
+            click.echo(f"FAIL {where}: {test.name}")
+            for failure in failures:
+                click.echo(f"     {failure}")
+        else:
+            click.echo(f"ok   {where}: {test.name}")
+    passed = len(ruleset.tests) - failed
+    click.echo(f"{passed} passed, {failed} failed")
+    untested = sorted(set(rule.name for rule in ruleset.rules) - _tested_rules(ruleset))
+    if untested:
+        click.echo(f"rules no test expects to match: {', '.join(untested)}")
+    sys.exit(1 if failed else 0)
+
+
+def _tested_rules(ruleset) -> set[str]:
+    return {name for test in ruleset.tests for name in test.spec["expect"].get("rules", [])}
+
+
+@cli.command(with_appcontext=False)
+@click.argument("source")
+@click.argument("payload", type=click.File("rb"))
+@click.option("--header", "-H", "headers", multiple=True, help="A header as 'Name: value' (repeatable).")
+@click.option("--event", help="The event name, when the source reads it from a header you do not give.")
+@click.option("--rules", "directory", type=click.Path(path_type=Path), help="Rules folder (default: $RULES_DIR).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def simulate(source: str, payload, headers: tuple[str, ...], event: str | None, directory: Path | None, as_json: bool):
+    """Show what each rule of SOURCE does with the webhook body in PAYLOAD (a file, or - for stdin)."""
+    import json
+
+    from .errors import BridgeError
+    from .ruletests import explain, sample_event
+
+    ruleset = _load(directory, require_env=False)
+    parsed = {}
+    for header in headers:
+        name, colon, value = header.partition(":")
+        if not colon:
+            raise click.BadParameter(f"{header!r} is not 'Name: value'", param_hint="--header")
+        parsed[name.strip()] = value.strip()
+    try:
+        sample = sample_event(ruleset, source, raw=payload.read(), headers=parsed, event=event)
+    except BridgeError as error:
+        raise click.UsageError(error.message) from None
+    explanation = explain(ruleset, sample)
+    if as_json:
+        click.echo(json.dumps(explanation.to_dict(), indent=2, default=str))
+        return
+    click.echo(f"source {source}, event {sample['event'] or '(none)'}")
+    if not explanation.decisions:
+        click.echo("  no rules for this source")
+    runs = {rule_run.rule: rule_run for rule_run in explanation.runs}
+    for decision in explanation.decisions:
+        click.echo(f"  {'MATCH' if decision.matched else 'no   '} {decision.rule.name}: {decision.reason}")
+        rule_run = runs.get(decision.rule.name)
+        if rule_run and rule_run.error:
+            click.echo(f"        error: {rule_run.error}")
+        elif rule_run:
+            for record in rule_run.run.records:
+                if record.skipped:
+                    click.echo(f"        skip {record.connection}.{record.action}: {record.skipped}")
+                else:
+                    click.echo(f"        {record.connection}.{record.action} {json.dumps(record.params, default=str)}")
 
 
 def main() -> None:

@@ -116,8 +116,11 @@ def fingerprint(directory: Path) -> tuple:
         return ()
 
 
-def load_rules(directory: Path | str, env: dict | None = None) -> RuleSet:
-    """Load every rule file of a folder, or raise ConfigErrors listing every problem."""
+def load_rules(directory: Path | str, env: dict | None = None, require_env: bool = True) -> RuleSet:
+    """Load every rule file of a folder, or raise ConfigErrors listing every problem.
+
+    With require_env false, an unset ${VARIABLE} is not an error (for rule tests, which reach no LMS).
+    """
     env = os.environ if env is None else env
     directory = Path(directory)
     errors: list[ConfigError] = []
@@ -130,7 +133,7 @@ def load_rules(directory: Path | str, env: dict | None = None) -> RuleSet:
         errors.extend(problems)
         if document is not None:
             documents.append((str(path), document))
-    builder = _Builder(env)
+    builder = _Builder(env, require_env)
     builder.build(documents)
     errors.extend(builder.errors)
     if errors:
@@ -171,8 +174,9 @@ def expand_env(value: Any, env: dict, filename: str, document: Any, path: list) 
 class _Builder:
     """Collect declarations across files, then check what refers to what."""
 
-    def __init__(self, env: dict):
+    def __init__(self, env: dict, require_env: bool = True):
         self.env = env
+        self.require_env = require_env
         self.errors: list[ConfigError] = []
         self.sources: dict[str, Source] = {}
         self.connections: dict[str, Connection] = {}
@@ -210,7 +214,7 @@ class _Builder:
                 self.error(f"source {name!r} is already declared in {self.sources[name].file}", filename, document, ["sources", name])
                 continue
             expanded, problems = expand_env(options, self.env, filename, document, ["sources", name])
-            self.errors.extend(problems)
+            self.errors.extend(problems if self.require_env else [])
             line = position(document, ["sources", name])[0] or 0
             self.sources[name] = Source(name, expanded["type"], {k: v for k, v in expanded.items() if k != "type"}, filename, line)
         for name, spec in document.get("connections", {}).items():
@@ -218,7 +222,7 @@ class _Builder:
                 self.error(f"connection {name!r} is already declared in {self.connections[name].file}", filename, document, ["connections", name])
                 continue
             expanded, problems = expand_env(spec, self.env, filename, document, ["connections", name])
-            self.errors.extend(problems)
+            self.errors.extend(problems if self.require_env else [])
             # With a variable unset the spec is incomplete; the missing variable is the one error worth saying.
             for key, message in [] if problems else validate_connection_spec(expanded):
                 self.error(f"connection {name!r}: {message}", filename, document, ["connections", name, *([key] if key else [])])
@@ -284,18 +288,19 @@ class _Builder:
             if "for_each" in action:
                 texts.append(("for_each", action["for_each"]))
             for field_name, text in texts:
+                at_field = ("for_each",) if field_name == "for_each" else ("with", re.split(r"[.\[]", field_name)[0])
                 problem = check_syntax(text)
                 if problem:
-                    error(f"field {field_name}: {problem}", "for_each" if field_name == "for_each" else "with")
+                    error(f"field {field_name}: {problem}", *at_field)
                 for match in _STEP_REFERENCE.finditer(text):
                     step = match.group(1) or match.group(2)
                     if step not in named:
                         known = f" (steps so far: {', '.join(named)})" if named else " (no step before this one is named with as:)"
-                        error(f"field {field_name}: step {step!r} is used before it exists{known}{suggest(step, named)}", "with")
+                        error(f"field {field_name}: step {step!r} is used before it exists{known}{suggest(step, named)}", *at_field)
                 for match in _TABLE_REFERENCE.finditer(text):
                     table = match.group(1) or match.group(2) or match.group(3)
                     if table not in self.tables:
-                        error(f"field {field_name}: unknown table {table!r}{_choices(table, self.tables)}", "with")
+                        error(f"field {field_name}: unknown table {table!r}{_choices(table, self.tables)}", *at_field)
                     tables.add(table)
             for condition_index, condition in enumerate(action.get("when", [])):
                 self._condition(condition, owner, filename, document, [*at, "when", condition_index])

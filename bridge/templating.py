@@ -70,10 +70,19 @@ def lookup(context, key: Any, table: str, default: Any = _NO_DEFAULT) -> Any:
     raise TableKeyError(f"{key!r} is not in table {table!r}")
 
 
+class _Environment(SandboxedEnvironment):
+    """Jinja2's sandbox, reading a webhook's keys before a dict's methods (body.items is the items)."""
+
+    def getattr(self, obj, attribute):
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
 @lru_cache(maxsize=1)
 def environment() -> SandboxedEnvironment:
     """Return the one sandboxed Jinja2 environment the bridge renders with."""
-    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
     env.filters.update(first_name=first_name, last_name=last_name, date=date, lookup=lookup)
     return env
 

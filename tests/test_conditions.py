@@ -45,3 +45,43 @@ def test_evaluate_all_reports_first_failure():
     assert not outcome.held and outcome.reason.startswith("body.total")
     assert evaluate_all(conditions[:1], EVENT).reason == "all 1 conditions held"
     assert evaluate_all([], EVENT).held
+
+
+ORDER = {"body": {"total": "120.50", "email": "ann@test.com", "tags": ["vip", "b2b"], "created": "2026-11-25",
+                  "items": [{"sku": "BOOK-1", "qty": 1}, {"sku": "COURSE-42", "qty": "2"}]}}
+
+
+def test_comparison_operators_compare_numbers_in_text():
+    assert evaluate({"path": "body.total", "gt": 100}, ORDER).held
+    assert evaluate({"path": "body.total", "lte": "120.5"}, ORDER).held
+    assert not evaluate({"path": "body.total", "lt": 100}, ORDER).held
+    assert evaluate({"path": "body.created", "gte": "2026-01-01"}, ORDER).held  # ISO dates compare as text
+    assert not evaluate({"path": "body.email", "gt": 5}, ORDER).held
+
+
+def test_text_and_list_operators():
+    assert evaluate({"path": "body.email", "ends_with": "@test.com"}, ORDER).held
+    assert evaluate({"path": "body.email", "starts_with": "ann"}, ORDER).held
+    assert evaluate({"path": "body.email", "contains": "@"}, ORDER).held
+    assert evaluate({"path": "body.tags", "contains": "vip"}, ORDER).held
+    assert evaluate({"path": "body.email", "matches": r"^[a-z]+@"}, ORDER).held
+    assert evaluate({"path": "body.email", "not_equals": "bob@test.com"}, ORDER).held
+    assert evaluate({"path": "body.total", "not_in": [1, 2]}, ORDER).held
+    assert not evaluate({"path": "body.missing", "not_in": [1, 2]}, ORDER).held
+
+
+def test_groups_combine_and_explain():
+    condition = {"any": [{"path": "body.total", "gt": 500}, {"path": "body.tags", "contains": "gold"}]}
+    outcome = evaluate(condition, ORDER)
+    assert not outcome.held
+    assert outcome.reason == "none of: body.total is '120.50', not > 500; body.tags is ['vip', 'b2b'], does not contain 'gold'"
+    assert evaluate({"not": condition}, ORDER).held
+    assert evaluate({"all": [{"path": "body.total", "gt": 1}, {"not": {"path": "body.x", "exists": True}}]}, ORDER).held
+
+
+def test_any_item_matches_an_element_of_a_list():
+    condition = {"path": "body.items", "any_item": [{"path": "sku", "starts_with": "COURSE-"}, {"path": "qty", "gte": 2}]}
+    assert evaluate(condition, ORDER).reason == "body.items[1] matched: all 2 conditions held"
+    assert not evaluate({"path": "body.items", "any_item": [{"path": "sku", "equals": "X"}]}, ORDER).held
+    assert evaluate({"path": "body.tags", "any_item": [{"path": ".", "equals": "b2b"}]}, ORDER).held
+    assert evaluate({"path": "body.email", "any_item": [{"path": ".", "equals": "x"}]}, ORDER).reason.endswith("not a list")

@@ -146,3 +146,42 @@ def test_live_rules_keep_the_last_good_set(tmp_path):
     assert live.error is not None and "shop.yaml" in live.error.message
     (tmp_path / "rules" / "shop.yaml").write_text("{}\n")
     assert live.get().version != first.version and live.error is None
+
+
+def test_step_used_before_it_exists(tmp_path):
+    text = GOOD.replace("          email: \"{{ body.billing.email }}\"", "          user_id: \"{{ steps.lerner.id }}\"")
+    write_rules(tmp_path, {"shop.yaml": text})
+    [message] = errors_of(tmp_path)
+    assert ":16:11: rule 'enroll', action 1: field user_id: step 'lerner' is used before it exists" in message
+
+
+def test_unknown_table_and_bad_regex_and_condition_shape(tmp_path):
+    text = GOOD.replace("course_id: 42", "course_id: \"{{ body.sku | lookup('coures') }}\"").replace(
+        "        equals: completed", "        matches: \"(\"\n      - path: body.total\n      - any:\n          - path: body.a\n            exists: true\n        path: body.b")
+    write_rules(tmp_path, {"shop.yaml": "tables:\n  courses:\n    A: 1\n" + text.lstrip()})
+    messages = errors_of(tmp_path)
+    assert any("unknown table 'coures'; did you mean 'courses'?" in m for m in messages)
+    assert any("bad regular expression" in m for m in messages)
+    assert any(":14:9: rule 'enroll': a condition takes a path and exactly one test" in m for m in messages)
+    assert any(":15:9: rule 'enroll': a condition group (any) stands alone" in m for m in messages)
+
+
+def test_unknown_key_suggests_the_near_miss(tmp_path):
+    write_rules(tmp_path, {"shop.yaml": GOOD.replace("    when:", "    wehn:")})
+    [message] = errors_of(tmp_path)
+    assert "unknown key 'wehn' in rules[0]; did you mean 'when'?" in message
+
+
+def test_rules_are_indexed_by_source_and_event(tmp_path):
+    rules = "".join(f"  - name: r{i}\n    source: shop\n    event: e{i % 3}\n    actions:\n      - connection: coursebox\n        action: get_user\n        with: {{user_id: 1}}\n" for i in range(6))
+    rules += "  - name: any-event\n    source: shop\n    actions:\n      - connection: coursebox\n        action: get_user\n        with: {user_id: 1}\n"
+    write_rules(tmp_path, {"shop.yaml": "sources:\n  shop:\n    type: woocommerce\nrules:\n" + rules})
+    ruleset = load_rules(tmp_path, ENV)
+    assert [rule.name for rule in ruleset.rules_for("shop", "e1")] == ["r1", "r4", "any-event"]
+    assert [rule.name for rule in ruleset.rules_for("shop", "nothing")] == ["any-event"]
+    assert len(ruleset.rules_for("shop")) == 7
+
+
+def test_unset_variables_can_be_allowed_for_rule_tests(tmp_path):
+    write_rules(tmp_path, {"shop.yaml": GOOD})
+    assert load_rules(tmp_path, {}, require_env=False).rules[0].name == "enroll"

@@ -1,0 +1,155 @@
+"""Explain what rules do with a sample event, and run the tests written next to the rules.
+
+Nothing here touches Redis or an LMS: actions are rendered and handed to a fake that
+answers with the step results a test gives (or a made-up id).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .actions import Run, run_actions
+from .bodies import decode_body
+from .conditions import same
+from .engine import Decision, decide_all, job_payload
+from .errors import BridgeError
+from .rules import RuleSet, RuleTest
+from .sources import read_event
+
+
+@dataclass
+class RuleRun:
+    """One matched rule's rendered actions, or the error that stopped them."""
+
+    rule: str
+    run: Run | None = None
+    error: str = ""
+
+
+@dataclass
+class Explanation:
+    """Every decision for a sample event, and what each matched rule would do."""
+
+    event: dict
+    decisions: list[Decision]
+    runs: list[RuleRun] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Describe the explanation as JSON-able data."""
+        return {
+            "source": self.event["source"],
+            "event": self.event["event"],
+            "decisions": [decision.to_dict() for decision in self.decisions],
+            "actions": [
+                {"rule": rule_run.rule, "error": rule_run.error} if rule_run.error else
+                {"rule": rule_run.rule, "steps": [
+                    {"connection": r.connection, "action": r.action, "with": r.params, "skipped": r.skipped} if r.skipped else
+                    {"connection": r.connection, "action": r.action, "with": r.params}
+                    for r in rule_run.run.records]}
+                for rule_run in self.runs
+            ],
+        }
+
+
+def sample_event(ruleset: RuleSet, source: str, body: Any = None, raw: bytes | None = None, content_type: str | None = None,
+                 headers: dict | None = None, query: dict | None = None, event: str | None = None) -> dict:
+    """Build the event the receiver would build for a sample webhook (signatures are not checked)."""
+    if source not in ruleset.sources:
+        raise BridgeError(f"unknown source {source!r} (known: {', '.join(sorted(ruleset.sources)) or 'none'})")
+    headers = {key.lower(): str(value) for key, value in (headers or {}).items()}
+    if body is None:
+        body = decode_body(raw or b"", content_type or headers.get("content-type"))
+    declared = ruleset.sources[source]
+    event_name, sender_id = read_event(declared.type, declared.options, headers, body)
+    return {
+        "source": source,
+        "event": event if event is not None else event_name,
+        "delivery_id": "sample",
+        "sender_id": sender_id,
+        "received_at": 0,
+        "headers": headers,
+        "query": dict(query or {}),
+        "body": body,
+    }
+
+
+def explain(ruleset: RuleSet, event: dict, step_results: dict | None = None) -> Explanation:
+    """Decide every rule of the event's source and render the matched rules' actions."""
+    from .lms import ACTIONS
+
+    step_results = step_results or {}
+    decisions = decide_all(ruleset, event, every_rule=True)
+    explanation = Explanation(event, decisions)
+
+    def perform(action: dict, params: dict, label: str) -> Any:
+        name = action.get("as")
+        if name in step_results:
+            return step_results[name]
+        return {"id": f"<{name or action['action']} id>", **{k: v for k, v in params.items() if k in ("email", "course_id")}}
+
+    def check(action: dict, params: dict) -> list[str]:
+        connection = ruleset.connections[action["connection"]]
+        return ACTIONS[connection.type][action["action"]].problems(params)
+
+    for decision in decisions:
+        if not decision.matched:
+            continue
+        payload = job_payload(decision.rule, event, ruleset)
+        try:
+            explanation.runs.append(RuleRun(decision.rule.name, run_actions(payload, perform, check)))
+        except BridgeError as error:
+            explanation.runs.append(RuleRun(decision.rule.name, error=error.message))
+    return explanation
+
+
+def run_test(ruleset: RuleSet, test: RuleTest) -> list[str]:
+    """Run one rule test; return what did not come out as expected (nothing when it passed)."""
+    spec = test.spec
+    raw = spec["form"].encode() if "form" in spec else None
+    content_type = "application/x-www-form-urlencoded" if "form" in spec else None
+    event = sample_event(ruleset, spec["source"], body=spec.get("body") if raw is None else None, raw=raw,
+                         content_type=content_type, headers=spec.get("headers"), query=spec.get("query"), event=spec.get("event"))
+    if raw is None and "body" not in spec:
+        event["body"] = {}
+    explanation = explain(ruleset, event, spec.get("steps"))
+    expect = spec["expect"]
+    failures = []
+    matched = [d.rule.name for d in explanation.decisions if d.matched]
+    if "rules" in expect and matched != expect["rules"]:
+        reasons = "; ".join(f"{d.rule.name}: {d.reason}" for d in explanation.decisions)
+        failures.append(f"matched {matched or 'no rule'}, expected {expect['rules'] or 'no rule'} ({reasons})")
+    errors = [f"{rule_run.rule}: {rule_run.error}" for rule_run in explanation.runs if rule_run.error]
+    if "error" in expect:
+        if not any(expect["error"] in error for error in errors):
+            failures.append(f"expected an error containing {expect['error']!r}, got {errors or 'none'}")
+    elif errors:
+        failures.extend(errors)
+    if "actions" in expect:
+        performed = [(rule_run.rule, record) for rule_run in explanation.runs if rule_run.run
+                     for record in rule_run.run.records if not record.skipped]
+        failures.extend(_compare_actions(expect["actions"], performed))
+    return failures
+
+
+def _compare_actions(expected: list[dict], performed: list) -> list[str]:
+    failures = []
+    if len(expected) != len(performed):
+        said = ", ".join(f"{record.action}" for _, record in performed) or "none"
+        failures.append(f"expected {len(expected)} action(s), got {len(performed)}: {said}")
+    for index, (want, (rule, record)) in enumerate(zip(expected, performed), start=1):
+        for key, value in (("rule", rule), ("connection", record.connection), ("action", record.action)):
+            if key in want and want[key] != value:
+                failures.append(f"action {index}: {key} is {value!r}, expected {want[key]!r}")
+        for name, value in want.get("with", {}).items():
+            got = record.params.get(name, "<missing>")
+            if not _equal(got, value):
+                failures.append(f"action {index} ({record.action}): {name} is {got!r}, expected {value!r}")
+    return failures
+
+
+def _equal(got: Any, want: Any) -> bool:
+    if isinstance(want, (dict, list)) or isinstance(got, (dict, list)):
+        return json.dumps(got, sort_keys=True, default=str) == json.dumps(want, sort_keys=True, default=str)
+    return same(got, want)
