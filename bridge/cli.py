@@ -48,26 +48,17 @@ def serve(port: int | None, host: str | None):
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 def worker(burst: bool):
     """Run a worker that performs queued LMS actions (with RQ's scheduler, so retries fire)."""
-    from rq import Queue, Worker
-
-    from . import jobs
     from .errors import ConfigErrors
-    from .redis_client import connect, redis_url
+    from .worker import run_worker
 
     settings = _settings()
+    if not settings.redis_url:
+        raise click.UsageError("REDIS_URL is not set: set it, or run `bridge serve` without it for the embedded mode")
     try:
-        url = redis_url(settings)
-    except RuntimeError as error:
-        raise click.UsageError(str(error)) from None
-    context = jobs.configure(settings)
-    try:
-        context.rules.get()
+        run_worker(settings, burst=burst)
     except ConfigErrors as errors:
         click.echo(f"error: the rule files have errors:\n{errors.message}", err=True)
         sys.exit(1)
-    connection = connect(url)
-    queue = Queue(settings.queue_name, connection=connection)
-    Worker([queue], connection=connection).work(burst=burst, with_scheduler=True, logging_level="INFO")
 
 
 @cli.command(with_appcontext=False)

@@ -24,7 +24,7 @@ class WorkerContext:
 
     def __init__(self, settings: Settings, env: dict | None = None):
         self.settings = settings
-        self.rules = LiveRules(settings.rules_dir, env=env, log=logging.getLogger("bridge.rules"))
+        self.rules = LiveRules(settings.rules_dir, env=env, check_every=settings.rules_check_seconds)
         self._connectors: dict = {}
 
     def connector(self, connection, redis):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from functools import cached_property
 
 import redis
@@ -11,13 +10,12 @@ from .redis_client import connect, redis_url
 from .rules import LiveRules
 from .settings import Settings
 
-
 class Runtime:
     """Settings, live rules and a lazily opened Redis client."""
 
     def __init__(self, settings: Settings, env: dict | None = None):
         self.settings = settings
-        self.rules = LiveRules(settings.rules_dir, env=env, log=logging.getLogger("bridge.rules"))
+        self.rules = LiveRules(settings.rules_dir, env=env, check_every=settings.rules_check_seconds)
 
     @cached_property
     def redis(self) -> redis.Redis:

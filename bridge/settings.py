@@ -63,6 +63,7 @@ class Settings:
     lms_connect_timeout: float = 5.0
     lms_read_timeout: float = 30.0
     sandbox: bool = False
+    rules_check_seconds: float = 1.0
 
     @property
     def retry_max(self) -> int:
@@ -86,6 +87,7 @@ class Settings:
             lms_connect_timeout=_float(env, "BRIDGE_LMS_CONNECT_TIMEOUT", 5.0),
             lms_read_timeout=_float(env, "BRIDGE_LMS_READ_TIMEOUT", 30.0),
             sandbox=env.get("BRIDGE_SANDBOX", "").lower() in ("1", "true", "yes", "on"),
+            rules_check_seconds=_float(env, "BRIDGE_RULES_CHECK_SECONDS", 1.0),
         )
 
     def with_overrides(self, overrides: dict) -> Settings:

@@ -123,7 +123,7 @@ def rules_dir():
 @pytest.fixture
 def settings_overrides(redis_url, rules_dir, tmp_path):
     """Return the settings every test app and worker share; retries are immediate in tests."""
-    return {"redis_url": redis_url, "rules_dir": rules_dir, "data_dir": tmp_path / "data", "retry_intervals": (0, 0, 0)}
+    return {"redis_url": redis_url, "rules_dir": rules_dir, "data_dir": tmp_path / "data", "retry_intervals": (0, 0, 0), "rules_check_seconds": 0.0}
 
 
 @pytest.fixture

@@ -147,3 +147,32 @@ def test_empty_email_never_reaches_the_lms(client, work, redis_conn, sandbox_cal
     assert job.get_status() == JobStatus.FAILED
     assert "'email'" in job.latest_result().exc_string
     assert not any(path.endswith("createAccount") for _, path in lms_calls(sandbox_calls, "coursebox"))
+
+
+def test_rules_reload_without_restart_and_a_broken_edit_keeps_the_last_good_set(tmp_path, settings_overrides, lms_env, redis_conn, caplog):
+    import shutil
+
+    from bridge import create_app, jobs
+    from tests.rule_files import EXAMPLE_RULES
+
+    rules = tmp_path / "rules"
+    shutil.copytree(EXAMPLE_RULES, rules)
+    app = create_app({**settings_overrides, "rules_dir": rules}, env=lms_env)
+    context = jobs.configure(app.extensions["bridge"].settings, env=lms_env)
+    client = app.test_client()
+    try:
+        first = client.post("/hooks/shop", json={**ORDER, "status": "processing"}, headers=WOO).get_json()
+        assert first["matched"] == []
+        version = context.rules.get().version
+        shop = rules / "shop.yaml"
+        shop.write_text(shop.read_text().replace("equals: completed", "in: [completed, processing]"))
+        second = client.post("/hooks/shop", json={**ORDER, "status": "processing"}, headers=WOO).get_json()
+        assert second["matched"] == ["enroll-buyer-on-completed-order"]
+        assert context.rules.get().version != version  # the worker side sees the edit too
+        shop.write_text("rules: [\n")
+        third = client.post("/hooks/shop", json={**ORDER, "status": "processing"}, headers=WOO)
+        assert third.status_code == 202 and third.get_json()["matched"] == ["enroll-buyer-on-completed-order"]
+        assert "rule files have errors (keeping rules version" in caplog.text
+        assert Job.fetch(third.get_json()["jobs"][0], connection=redis_conn).meta["rules_version"] == context.rules.get().version
+    finally:
+        jobs._context = None

@@ -1,0 +1,26 @@
+"""The RQ worker the bridge runs: it keeps the rule set fresh before each fork."""
+
+from __future__ import annotations
+
+from rq import Queue, Worker
+
+from . import jobs
+from .redis_client import connect, redis_url
+from .settings import Settings
+
+
+class BridgeWorker(Worker):
+    """An RQ worker whose parent process reloads changed rules, so work horses inherit them parsed."""
+
+    def execute_job(self, job, queue):
+        """Refresh the rule set (a cheap stat when nothing changed), then fork and run the job."""
+        jobs.context().rules.get()
+        return super().execute_job(job, queue)
+
+
+def run_worker(settings: Settings, burst: bool = False) -> bool:
+    """Run a worker on the bridge's queue, with RQ's scheduler so that delayed retries fire."""
+    jobs.configure(settings).rules.get()
+    connection = connect(redis_url(settings))
+    queue = Queue(settings.queue_name, connection=connection)
+    return BridgeWorker([queue], connection=connection).work(burst=burst, with_scheduler=True, logging_level="INFO")
