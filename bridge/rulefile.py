@@ -31,8 +31,8 @@ class MarkedList(_Marked, list):
     """A sequence from YAML with the position of each item."""
 
 
-class _Loader(yaml.SafeLoader):
-    """A safe YAML loader that keeps positions and refuses duplicate keys."""
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """A safe YAML loader (libyaml's when PyYAML has it: ten times faster) that keeps positions and refuses duplicate keys."""
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> MarkedDict:

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -350,19 +351,27 @@ class LiveRules:
         self._ruleset: RuleSet | None = None
         self._fingerprint: tuple | None = None
         self._checked_at = float("-inf")
+        self._lock = threading.Lock()
 
     def get(self) -> RuleSet:
         """Return the current rule set, or raise ConfigErrors when no good set was ever loaded."""
-        now = time.monotonic()
-        if now - self._checked_at >= self.check_every:
-            self._checked_at = now
-            current = fingerprint(self.directory)
-            if current != self._fingerprint or self._ruleset is None:
-                self._fingerprint = current
-                self._reload()
+        if time.monotonic() - self._checked_at >= self.check_every:
+            # One thread reloads; the others go on with the current set instead of waiting (none yet: they wait).
+            if self._lock.acquire(blocking=self._ruleset is None):
+                try:
+                    self._check()
+                finally:
+                    self._lock.release()
         if self._ruleset is None:
             raise self.error
         return self._ruleset
+
+    def _check(self) -> None:
+        self._checked_at = time.monotonic()
+        current = fingerprint(self.directory)
+        if current != self._fingerprint or self._ruleset is None:
+            self._fingerprint = current
+            self._reload()
 
     def _reload(self) -> None:
         try:
