@@ -73,7 +73,7 @@ def _one(action, context, key, label, perform, check, done, on_done, run: Run):
         run.records.append(StepRecord(key, action["connection"], action["action"], None, done[key], skipped="done before"))
         return done[key]
     if action.get("when"):
-        outcome = evaluate_all(action["when"], context)
+        outcome = evaluate_all(action["when"], context, context.get("tables"))
         if not outcome.held:
             run.records.append(StepRecord(key, action["connection"], action["action"], None, skipped=outcome.reason))
             return _SKIPPED

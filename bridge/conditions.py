@@ -2,7 +2,7 @@
 
 A condition is either a test of one path (`path` plus exactly one operator) or a group:
 `all: [...]`, `any: [...]`, `not: {...}`. `any_item` tests the elements of a list, with
-paths relative to the element. A missing path makes a test false, never an error.
+paths relative to the element; `in_table` tests that a value is a key of a rule file's table. A missing path makes a test false, never an error.
 """
 
 from __future__ import annotations
@@ -117,6 +117,7 @@ OPERATORS: dict[str, tuple[Callable[[Any, Any], bool], str, str]] = {
     "matches": (lambda value, pattern: isinstance(value, str) and compile_pattern(pattern).search(value) is not None, "matches", "does not match"),
 }
 GROUPS = ("all", "any", "not", "any_item")
+TESTS = (*OPERATORS, "exists", "in_table", "any_item")
 
 
 def _show(value: Any) -> str:
@@ -124,25 +125,29 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def evaluate(condition: dict, data: dict) -> Outcome:
-    """Evaluate one condition (a test or a group) against data."""
+def evaluate(condition: dict, data: dict, tables: dict | None = None) -> Outcome:
+    """Evaluate one condition (a test or a group) against data; `in_table` tests read `tables`."""
     if "all" in condition:
-        return evaluate_all(condition["all"], data)
+        return evaluate_all(condition["all"], data, tables)
     if "any" in condition:
         reasons = []
         for item in condition["any"]:
-            outcome = evaluate(item, data)
+            outcome = evaluate(item, data, tables)
             if outcome.held:
                 return outcome
             reasons.append(outcome.reason)
         return Outcome(False, f"none of: {'; '.join(reasons)}")
     if "not" in condition:
-        outcome = evaluate(condition["not"], data)
+        outcome = evaluate(condition["not"], data, tables)
         return Outcome(not outcome.held, f"not ({outcome.reason})")
     path = condition["path"]
     value = lookup(data, path)
     if "any_item" in condition:
-        return _any_item(path, value, condition["any_item"])
+        return _any_item(path, value, condition["any_item"], tables)
+    if "in_table" in condition:
+        table = condition["in_table"]
+        held = value is not MISSING and isinstance(value, (str, int, float)) and str(value) in (tables or {}).get(table, {})
+        return Outcome(held, f"{path} is {_show(value)}, {'in' if held else 'not in'} table {table!r}")
     if "exists" in condition:
         present = value is not MISSING and value is not None
         return Outcome(present == condition["exists"], f"{path} {'exists' if present else 'is missing'}")
@@ -153,20 +158,20 @@ def evaluate(condition: dict, data: dict) -> Outcome:
     return Outcome(held, f"{path} is {_show(value)}, {said_held if held else said_failed} {expected!r}")
 
 
-def _any_item(path: str, value: Any, conditions: list) -> Outcome:
+def _any_item(path: str, value: Any, conditions: list, tables: dict | None) -> Outcome:
     if not isinstance(value, list):
         return Outcome(False, f"{path} is {_show(value)}, not a list")
     for index, item in enumerate(value):
-        outcome = evaluate_all(conditions, item)
+        outcome = evaluate_all(conditions, item, tables)
         if outcome.held:
             return Outcome(True, f"{path}[{index}] matched: {outcome.reason}")
     return Outcome(False, f"no element of {path} ({len(value)}) matched")
 
 
-def evaluate_all(conditions: list[dict], data: dict) -> Outcome:
+def evaluate_all(conditions: list[dict], data: dict, tables: dict | None = None) -> Outcome:
     """Return the first failing condition's outcome, or a held outcome when all hold."""
     for condition in conditions:
-        outcome = evaluate(condition, data)
+        outcome = evaluate(condition, data, tables)
         if not outcome.held:
             return outcome
     if not conditions:

@@ -21,18 +21,18 @@ class Decision:
         return {"rule": self.rule.name, "matched": self.matched, "reason": self.reason}
 
 
-def decide(rule: Rule, event: dict) -> Decision:
+def decide(rule: Rule, event: dict, tables: dict | None = None) -> Decision:
     """Decide whether one rule fires for an event."""
     if rule.events is not None and event["event"] not in rule.events:
         wanted = ", ".join(rule.events)
         return Decision(rule, False, f"event is {event['event'] or 'unnamed'!r}, rule is for {wanted}")
-    outcome = evaluate_all(rule.conditions, event)
+    outcome = evaluate_all(rule.conditions, event, tables)
     return Decision(rule, outcome.held, outcome.reason)
 
 
 def decide_all(ruleset: RuleSet, event: dict, every_rule: bool = False) -> list[Decision]:
     """Decide the rules of the event's source that name its event (or every rule of the source), in file order."""
-    return [decide(rule, event) for rule in ruleset.rules_for(event["source"], None if every_rule else event["event"])]
+    return [decide(rule, event, ruleset.tables) for rule in ruleset.rules_for(event["source"], None if every_rule else event["event"])]
 
 
 def job_payload(rule: Rule, event: dict, ruleset: RuleSet) -> dict:

@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .conditions import GROUPS, OPERATORS, condition_problems
+from .conditions import GROUPS, TESTS, condition_problems
 from .errors import ConfigError, ConfigErrors
 from .rulefile import parse_document, position, suggest
 from .templating import check_syntax, template_strings
@@ -185,6 +185,7 @@ class _Builder:
         self.rules: list[Rule] = []
         self.tests: list[RuleTest] = []
         self._table_files: dict[str, str] = {}
+        self.referenced_tables: set[str] = set()
 
     def error(self, message: str, filename: str, document: Any, path: list) -> None:
         self.errors.append(ConfigError(message, filename, *position(document, path)))
@@ -238,6 +239,7 @@ class _Builder:
 
     def _rule(self, raw: dict, filename: str, document: Any, where: list) -> Rule:
         name = raw["name"]
+        self.referenced_tables = set()
         if raw["source"] not in self.sources:
             self.error(f"rule {name!r}: unknown source {raw['source']!r}{_choices(raw['source'], self.sources)}", filename, document, [*where, "source"])
         for index, condition in enumerate(raw.get("when", [])):
@@ -253,20 +255,25 @@ class _Builder:
             file=filename,
             line=position(document, where)[0] or 0,
             description=raw.get("description", ""),
-            tables=tuple(sorted(tables)),
+            tables=tuple(sorted(tables | self.referenced_tables)),
         )
 
     def _condition(self, condition: dict, owner: str, filename: str, document: Any, where: list) -> None:
         groups = [key for key in ("all", "any", "not") if key in condition]
-        tests = [key for key in condition if key in OPERATORS or key in ("exists", "any_item")]
+        tests = [key for key in condition if key in TESTS]
         if groups and len(condition) != 1:
             self.error(f"{owner}: a condition group ({groups[0]}) stands alone; put other tests inside it", filename, document, where)
         elif not groups and ("path" not in condition or len(tests) != 1):
-            known = ", ".join([*OPERATORS, "exists", "any_item"])
+            known = ", ".join(TESTS)
             self.error(f"{owner}: a condition takes a path and exactly one test ({known}), or is a group: {', '.join(g for g in GROUPS if g != 'any_item')}",
                        filename, document, where)
         for sub, message in condition_problems(condition):
             self.error(f"{owner}: {message}", filename, document, [*where, *sub])
+        table = condition.get("in_table")
+        if table is not None:
+            self.referenced_tables.add(table)
+            if table not in self.tables:
+                self.error(f"{owner}: unknown table {table!r}{_choices(table, self.tables)}", filename, document, [*where, "in_table"])
         for group in ("all", "any", "any_item"):
             for index, item in enumerate(condition.get(group, [])):
                 self._condition(item, owner, filename, document, [*where, group, index])

@@ -85,3 +85,11 @@ def test_any_item_matches_an_element_of_a_list():
     assert not evaluate({"path": "body.items", "any_item": [{"path": "sku", "equals": "X"}]}, ORDER).held
     assert evaluate({"path": "body.tags", "any_item": [{"path": ".", "equals": "b2b"}]}, ORDER).held
     assert evaluate({"path": "body.email", "any_item": [{"path": ".", "equals": "x"}]}, ORDER).reason.endswith("not a list")
+
+
+def test_in_table_tests_keys_of_a_rule_table():
+    tables = {"courses": {"COURSE-42": 42}}
+    condition = {"path": "body.items", "any_item": [{"path": "sku", "in_table": "courses"}]}
+    assert evaluate(condition, ORDER, tables).held
+    outcome = evaluate({"path": "body.items.0.sku", "in_table": "courses"}, ORDER, tables)
+    assert not outcome.held and outcome.reason == "body.items.0.sku is 'BOOK-1', not in table 'courses'"
