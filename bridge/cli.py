@@ -142,7 +142,7 @@ def simulate(source: str, payload, headers: tuple[str, ...], event: str | None, 
     import json
 
     from .errors import BridgeError
-    from .ruletests import explain, sample_event
+    from .ruletests import explain, sample_events
 
     ruleset = _load(directory, require_env=False)
     parsed = {}
@@ -152,14 +152,23 @@ def simulate(source: str, payload, headers: tuple[str, ...], event: str | None, 
             raise click.BadParameter(f"{header!r} is not 'Name: value'", param_hint="--header")
         parsed[name.strip()] = value.strip()
     try:
-        sample = sample_event(ruleset, source, raw=payload.read(), headers=parsed, event=event)
+        samples = sample_events(ruleset, source, raw=payload.read(), headers=parsed, event=event)
     except BridgeError as error:
         raise click.UsageError(error.message) from None
-    explanation = explain(ruleset, sample)
+    explanations = [explain(ruleset, sample) for sample in samples]
     if as_json:
-        click.echo(json.dumps(explanation.to_dict(), indent=2, default=str))
+        click.echo(json.dumps([explanation.to_dict() for explanation in explanations], indent=2, default=str))
         return
-    click.echo(f"source {source}, event {sample['event'] or '(none)'}")
+    if not samples:
+        click.echo("the body holds no events")
+    for explanation in explanations:
+        _print_explanation(explanation)
+
+
+def _print_explanation(explanation) -> None:
+    import json
+
+    click.echo(f"source {explanation.event['source']}, event {explanation.event['event'] or '(none)'}")
     if not explanation.decisions:
         click.echo("  no rules for this source")
     runs = {rule_run.rule: rule_run for rule_run in explanation.runs}

@@ -11,11 +11,19 @@ import time
 from .settings import Settings
 
 
-def sandbox_env(base_url: str) -> dict:
-    """Return the variables that point the example rules' connections at a sandbox."""
+# The example sources' secrets in the embedded mode, so that the README's signed curl line works.
+DEMO_SECRETS = {
+    "WOOCOMMERCE_SECRET": "demo-woocommerce-secret",
+    "HR_WEBHOOK_TOKEN": "demo-hr-token",
+}
+
+
+def demo_env(base_url: str) -> dict:
+    """Return the variables that point the example rules at a sandbox, with demo webhook secrets."""
     from . import sandbox
 
     return {
+        **DEMO_SECRETS,
         "COURSEBOX_URL": f"{base_url}/sandbox/coursebox",
         "COURSEBOX_EMAIL": sandbox.COURSEBOX_EMAIL,
         "COURSEBOX_PASSWORD": sandbox.COURSEBOX_PASSWORD,
@@ -39,7 +47,7 @@ def serve_embedded(settings: Settings, host: str, port: int) -> int:
     server, url = start_redis(settings)
     base_url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "REDIS_URL": url, "BRIDGE_SANDBOX": "1", "PORT": str(port)}
-    for name, value in sandbox_env(base_url).items():
+    for name, value in demo_env(base_url).items():
         env.setdefault(name, value)
     children = [
         subprocess.Popen([sys.executable, "-m", "bridge", "worker"], env=env),
@@ -49,7 +57,7 @@ def serve_embedded(settings: Settings, host: str, port: int) -> int:
             env=env,
         ),
     ]
-    print(_banner(settings, base_url, url), flush=True)
+    print(_banner(settings, base_url, url, env["WOOCOMMERCE_SECRET"]), flush=True)
     stopping = False
 
     def stop(signum, frame):
@@ -79,17 +87,31 @@ def serve_embedded(settings: Settings, host: str, port: int) -> int:
     return code
 
 
-def _banner(settings: Settings, base_url: str, redis_url: str) -> str:
+DEMO_ORDER = ('{"id": 1001, "status": "completed", '
+              '"billing": {"email": "jane@example.com", "first_name": "Jane", "last_name": "Doe"}}')
+
+
+def woocommerce_signature(body: str, secret: str) -> str:
+    """Sign a body as WooCommerce does: base64 of its HMAC-SHA256."""
+    import base64
+    import hashlib
+    import hmac
+
+    return base64.b64encode(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest()).decode()
+
+
+def _banner(settings: Settings, base_url: str, redis_url: str, shop_secret: str) -> str:
     return f"""
 bridge is running in EMBEDDED mode (no REDIS_URL set): an embedded Redis, one worker and the LMS sandbox.
   receiver:  {base_url}/hooks/<source>
   sandbox:   {base_url}/sandbox/calls  (every LMS call it received)
   rules:     {settings.rules_dir.resolve()}
   data:      {settings.data_dir.resolve()}  (Redis: {redis_url})
-Try it:
+Try it (a WooCommerce order, signed with the shop source's secret):
   curl -s -X POST {base_url}/hooks/shop -H 'Content-Type: application/json' \\
        -H 'X-WC-Webhook-Topic: order.updated' \\
-       -d '{{"id": 1001, "status": "completed", "billing": {{"email": "jane@example.com", "first_name": "Jane", "last_name": "Doe"}}}}'
+       -H 'X-WC-Webhook-Signature: {woocommerce_signature(DEMO_ORDER, shop_secret)}' \\
+       -d '{DEMO_ORDER}'
   curl -s {base_url}/sandbox/calls
 For production, set REDIS_URL and run `bridge serve` and `bridge worker` (see the Procfile). Ctrl-C stops.
 """

@@ -210,6 +210,7 @@ class _Builder:
 
     def _declarations(self, filename: str, document: Any) -> None:
         from .lms import validate_connection_spec
+        from .source_options import validate_source_spec
 
         for name, options in document.get("sources", {}).items():
             if name in self.sources:
@@ -217,6 +218,8 @@ class _Builder:
                 continue
             expanded, problems = expand_env(options, self.env, filename, document, ["sources", name])
             self.errors.extend(problems if self.require_env else [])
+            for key, message in [] if problems else validate_source_spec(expanded):
+                self.error(f"source {name!r}: {message}", filename, document, ["sources", name, *([key] if key else [])])
             line = position(document, ["sources", name])[0] or 0
             self.sources[name] = Source(name, expanded["type"], {k: v for k, v in expanded.items() if k != "type"}, filename, line)
         for name, spec in document.get("connections", {}).items():

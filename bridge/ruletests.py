@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from .actions import Run, run_actions
 from .bodies import decode_body
@@ -16,7 +17,7 @@ from .conditions import same
 from .engine import Decision, decide_all, job_payload
 from .errors import BridgeError
 from .rules import RuleSet, RuleTest
-from .sources import read_event
+from .sources import PRESETS, Inbound
 
 
 @dataclass
@@ -53,26 +54,29 @@ class Explanation:
         }
 
 
-def sample_event(ruleset: RuleSet, source: str, body: Any = None, raw: bytes | None = None, content_type: str | None = None,
-                 headers: dict | None = None, query: dict | None = None, event: str | None = None) -> dict:
-    """Build the event the receiver would build for a sample webhook (signatures are not checked)."""
+def sample_events(ruleset: RuleSet, source: str, body: Any = None, raw: bytes | None = None, content_type: str | None = None,
+                  headers: dict | None = None, query: dict | None = None, event: str | None = None) -> list[dict]:
+    """Build the events the receiver would build for a sample webhook (signatures are not checked)."""
     if source not in ruleset.sources:
         raise BridgeError(f"unknown source {source!r} (known: {', '.join(sorted(ruleset.sources)) or 'none'})")
     headers = {key.lower(): str(value) for key, value in (headers or {}).items()}
+    if raw is None:
+        raw = json.dumps(body if body is not None else {}).encode()
     if body is None:
-        body = decode_body(raw or b"", content_type or headers.get("content-type"))
+        body = decode_body(raw, content_type or headers.get("content-type"))
     declared = ruleset.sources[source]
-    event_name, sender_id = read_event(declared.type, declared.options, headers, body)
-    return {
+    url = f"https://bridge.invalid/hooks/{source}" + (f"?{urlencode(query)}" if query else "")
+    found = PRESETS[declared.type].events(Inbound.of("POST", url, headers, raw, body), declared.options)
+    return [{
         "source": source,
-        "event": event if event is not None else event_name,
+        "event": event if event is not None else item.name,
         "delivery_id": "sample",
-        "sender_id": sender_id,
+        "sender_id": item.delivery_id,
         "received_at": 0,
         "headers": headers,
         "query": dict(query or {}),
-        "body": body,
-    }
+        "body": item.body,
+    } for item in found]
 
 
 def explain(ruleset: RuleSet, event: dict, step_results: dict | None = None) -> Explanation:
@@ -109,25 +113,25 @@ def run_test(ruleset: RuleSet, test: RuleTest) -> list[str]:
     spec = test.spec
     raw = spec["form"].encode() if "form" in spec else None
     content_type = "application/x-www-form-urlencoded" if "form" in spec else None
-    event = sample_event(ruleset, spec["source"], body=spec.get("body") if raw is None else None, raw=raw,
-                         content_type=content_type, headers=spec.get("headers"), query=spec.get("query"), event=spec.get("event"))
-    if raw is None and "body" not in spec:
-        event["body"] = {}
-    explanation = explain(ruleset, event, spec.get("steps"))
+    events = sample_events(ruleset, spec["source"], body=spec.get("body", {}) if raw is None else None, raw=raw,
+                           content_type=content_type, headers=spec.get("headers"), query=spec.get("query"), event=spec.get("event"))
+    explanations = [explain(ruleset, event, spec.get("steps")) for event in events]
+    decisions = [decision for explanation in explanations for decision in explanation.decisions]
+    runs = [rule_run for explanation in explanations for rule_run in explanation.runs]
     expect = spec["expect"]
     failures = []
-    matched = [d.rule.name for d in explanation.decisions if d.matched]
+    matched = [d.rule.name for d in decisions if d.matched]
     if "rules" in expect and matched != expect["rules"]:
-        reasons = "; ".join(f"{d.rule.name}: {d.reason}" for d in explanation.decisions)
+        reasons = "; ".join(f"{d.rule.name}: {d.reason}" for d in decisions) or f"no rule of source {spec['source']!r}"
         failures.append(f"matched {matched or 'no rule'}, expected {expect['rules'] or 'no rule'} ({reasons})")
-    errors = [f"{rule_run.rule}: {rule_run.error}" for rule_run in explanation.runs if rule_run.error]
+    errors = [f"{rule_run.rule}: {rule_run.error}" for rule_run in runs if rule_run.error]
     if "error" in expect:
         if not any(expect["error"] in error for error in errors):
             failures.append(f"expected an error containing {expect['error']!r}, got {errors or 'none'}")
     elif errors:
         failures.extend(errors)
     if "actions" in expect:
-        performed = [(rule_run.rule, record) for rule_run in explanation.runs if rule_run.run
+        performed = [(rule_run.rule, record) for rule_run in runs if rule_run.run
                      for record in rule_run.run.records if not record.skipped]
         failures.extend(_compare_actions(expect["actions"], performed))
     return failures

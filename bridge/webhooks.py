@@ -1,4 +1,4 @@
-"""The receiver: raw body in, 202 only once the delivery is durably queued."""
+"""The receiver: raw body in, sender verified, 2xx only once every event is durably queued."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .bodies import decode_body
-from .deliveries import accept, new_delivery_id, redact_headers
+from .deliveries import accept, new_delivery_id
 from .engine import decide_all
 from .errors import BridgeError, ConfigErrors, NotFound
-from .sources import read_event
+from .signatures import secrets_of
+from .sources import PRESETS, Inbound
 
 blueprint = Blueprint("webhooks", __name__)
 
@@ -28,6 +29,12 @@ def _source(name: str):
     return ruleset, source
 
 
+def called_url() -> str:
+    """Return the URL as the sender called it (signatures such as HubSpot's cover it, escapes included)."""
+    uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.full_path.rstrip("?")
+    return request.host_url.rstrip("/") + uri
+
+
 @blueprint.route("/hooks/<name>", methods=["GET", "HEAD"])
 def check_url(name: str):
     """Answer a sender that checks the hook URL before using it."""
@@ -37,37 +44,37 @@ def check_url(name: str):
 
 @blueprint.post("/hooks/<name>")
 def receive(name: str):
-    """Receive one webhook: decode, match, and queue its jobs in one transaction."""
+    """Receive one webhook: decode, verify, match, and queue its jobs in one transaction."""
     ruleset, source = _source(name)
     runtime = _runtime()
     raw = request.get_data(cache=True)
     body = decode_body(raw, request.content_type)
-    headers = {key.lower(): value for key, value in request.headers.items()}
-    event_name, sender_id = read_event(source.type, source.options, headers, body)
-    event = {
-        "source": name,
-        "event": event_name,
-        "delivery_id": new_delivery_id(),
-        "sender_id": sender_id,
-        "received_at": time.time(),
-        "headers": headers,
-        "query": request.args.to_dict(),
-        "body": body,
-    }
-    decisions = decide_all(ruleset, event)
-    stored_event = {**event, "headers": redact_headers(headers)}
-    accepted = accept(runtime.redis, runtime.settings, stored_event, raw, decisions, ruleset)
-    reply = {
-        "delivery_id": accepted.delivery_id,
-        "source": name,
-        "event": event_name,
-        "matched": accepted.matched,
-        "jobs": accepted.job_ids,
-        "decisions": accepted.decisions,
-    }
-    if not accepted.matched:
-        reply["message"] = "matched no rule" if decisions else f"no rule of source {name!r} is for event {event_name!r}"
-    return jsonify(reply), 202
+    inbound = Inbound.of(request.method, called_url(), request.headers, raw, body)
+    preset = PRESETS[source.type]
+    if preset.ping(inbound, source.options):
+        return jsonify(source=name, ping=True, message="URL check answered; nothing queued"), 200
+    preset.verify(inbound, source.options, time.time())
+    batch = []
+    for found in preset.events(inbound, source.options):
+        event = {
+            "source": name,
+            "event": found.name,
+            "delivery_id": new_delivery_id(),
+            "sender_id": found.delivery_id,
+            "received_at": time.time(),
+            "headers": dict(inbound.headers),
+            "query": dict(inbound.query),
+            "body": found.body,
+        }
+        batch.append((event, decide_all(ruleset, event)))
+    if not batch:
+        return jsonify(source=name, deliveries=[], message="the body holds no events; nothing queued"), 200
+    secrets = secrets_of(source.options.get("secret")) + secrets_of(source.options.get("password"))
+    outcomes = accept(runtime.redis, runtime.settings, batch, raw, ruleset, secrets)
+    status = 200 if all(outcome.duplicate_of for outcome in outcomes) else 202
+    if len(outcomes) == 1:
+        return jsonify(outcomes[0].to_dict()), status
+    return jsonify(source=name, deliveries=[outcome.to_dict() for outcome in outcomes]), status
 
 
 def register_error_handlers(app) -> None:

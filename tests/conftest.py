@@ -16,7 +16,7 @@ from rq import Queue, SimpleWorker
 from werkzeug.serving import make_server
 
 from bridge import create_app, jobs
-from bridge.embedded import sandbox_env
+from bridge.embedded import demo_env
 from bridge.sandbox import create_sandbox_app
 from tests.rule_files import EXAMPLE_RULES
 
@@ -111,7 +111,7 @@ def sandbox(sandbox_server):
 @pytest.fixture
 def lms_env(sandbox):
     """Return the environment that points the example connections at the sandbox."""
-    return sandbox_env(sandbox)
+    return demo_env(sandbox)
 
 
 @pytest.fixture

@@ -21,10 +21,11 @@ def test_check_reports_every_error_with_file_and_line(tmp_path, lms_env):
     result = CliRunner().invoke(cli, ["check", str(tmp_path)], env=lms_env)
     assert result.exit_code == 1
     lines = result.output.splitlines()
-    assert f"{tmp_path / 'a.yaml'}:3:5: rule 'x': unknown source 'nowhere' (none declared)" in lines
+    assert f"{tmp_path / 'a.yaml'}:3:5: rule 'x': unknown source 'nowhere' (known: s)" in lines
     assert f"{tmp_path / 'a.yaml'}:5:9: rule 'x', action 1: unknown connection 'lms' (none declared)" in lines
-    assert any(line.startswith(f"{tmp_path / 'b.yaml'}:4:5: unknown key 'secert'") for line in lines)
-    assert lines[-1] == f"3 error(s) in {tmp_path}"
+    assert any(line.startswith(f"{tmp_path / 'b.yaml'}:4:5: source 's': unknown key 'secert'") for line in lines)
+    assert f"{tmp_path / 'b.yaml'}:2:3: source 's': missing key 'secret'" in lines
+    assert lines[-1] == f"4 error(s) in {tmp_path}"
 
 
 def test_check_names_an_unset_variable(monkeypatch):

@@ -6,9 +6,9 @@ from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 
 from tests.rule_files import write_rules
+from tests.signing import hr_post, woo_post
 
 ORDER = {"id": 1001, "status": "completed", "billing": {"email": "Jane@Example.com", "first_name": "Jane", "last_name": "Doe"}}
-WOO = {"X-WC-Webhook-Topic": "order.updated"}
 
 
 def lms_calls(calls, lms: str) -> list[tuple[str, str]]:
@@ -28,7 +28,7 @@ def job_of(redis_conn, reply) -> Job:
 
 
 def test_completed_order_creates_and_enrolls_the_buyer(client, work, sandbox, sandbox_calls, redis_conn):
-    reply = client.post("/hooks/shop", json=ORDER, headers=WOO).get_json()
+    reply = client.post("/hooks/shop", **woo_post(ORDER)).get_json()
     work()
     job = job_of(redis_conn, reply)
     assert job.get_status() == JobStatus.FINISHED
@@ -45,8 +45,8 @@ def test_completed_order_creates_and_enrolls_the_buyer(client, work, sandbox, sa
 
 
 def test_second_purchase_by_the_same_buyer_makes_no_second_account(client, work, sandbox_calls):
-    client.post("/hooks/shop", json=ORDER, headers=WOO)
-    client.post("/hooks/shop", json=ORDER, headers=WOO)
+    client.post("/hooks/shop", **woo_post(ORDER))
+    client.post("/hooks/shop", **woo_post({**ORDER, "id": 1002}))
     work()
     paths = [path for _, path in lms_calls(sandbox_calls, "coursebox")]
     assert paths.count("/sandbox/coursebox/api/wineusers/createAccount") == 1
@@ -56,12 +56,12 @@ def test_second_purchase_by_the_same_buyer_makes_no_second_account(client, work,
 
 def test_hire_creates_and_leave_removes_the_course_toolkit_user(client, work, sandbox, sandbox_calls, redis_conn):
     employee = {"email": "Sam@Example.com", "first_name": "Sam", "last_name": "Lee"}
-    hired = client.post("/hooks/hr", json={"event": "employee.hired", "id": "h1", "employee": employee}).get_json()
+    hired = client.post("/hooks/hr", **hr_post({"event": "employee.hired", "id": "h1", "employee": employee})).get_json()
     assert hired["matched"] == ["create-account-on-hire"]
     work()
     users = state(sandbox)["coursetoolkit"]["users"]
     assert any(user["email"] == "sam@example.com" for user in users)
-    left = client.post("/hooks/hr", json={"event": "employee.left", "id": "h2", "employee": {"email": "sam@example.com"}}).get_json()
+    left = client.post("/hooks/hr", **hr_post({"event": "employee.left", "id": "h2", "employee": {"email": "sam@example.com"}})).get_json()
     assert left["matched"] == ["remove-account-on-leave"]
     work()
     assert job_of(redis_conn, left).get_status() == JobStatus.FINISHED
@@ -72,7 +72,7 @@ def test_hire_creates_and_leave_removes_the_course_toolkit_user(client, work, sa
 
 def test_transient_failures_are_retried_until_the_action_is_done_once(client, work, sandbox, sandbox_calls, redis_conn):
     fault(sandbox, status=500, count=3, path="enrolUser")
-    reply = client.post("/hooks/shop", json=ORDER, headers=WOO).get_json()
+    reply = client.post("/hooks/shop", **woo_post(ORDER)).get_json()
     work()
     job = job_of(redis_conn, reply)
     assert job.get_status() == JobStatus.FINISHED
@@ -86,7 +86,7 @@ def test_transient_failures_are_retried_until_the_action_is_done_once(client, wo
 
 def test_retries_run_out_into_the_failed_registry(client, work, sandbox, redis_conn):
     fault(sandbox, status=503, count=10, path="enrolUser")
-    reply = client.post("/hooks/shop", json=ORDER, headers=WOO).get_json()
+    reply = client.post("/hooks/shop", **woo_post(ORDER)).get_json()
     work()
     job = job_of(redis_conn, reply)
     assert job.get_status() == JobStatus.FAILED
@@ -96,7 +96,7 @@ def test_retries_run_out_into_the_failed_registry(client, work, sandbox, redis_c
 
 def test_lms_rejection_fails_at_once_with_the_lms_reason(client, work, sandbox, redis_conn, lms_env, app):
     lms_env["COURSETOOLKIT_API_KEY"] = "wrong-key"
-    reply = client.post("/hooks/hr", json={"event": "employee.hired", "id": "h1", "employee": {"email": "a@b.test"}}).get_json()
+    reply = client.post("/hooks/hr", **hr_post({"event": "employee.hired", "id": "h1", "employee": {"email": "a@b.test"}})).get_json()
     work()
     job = job_of(redis_conn, reply)
     assert job.get_status() == JobStatus.FAILED
@@ -114,6 +114,7 @@ def test_missing_field_fails_the_job_naming_rule_field_and_delivery(tmp_path, se
         sources:
           shop:
             type: woocommerce
+            secret: ${WOOCOMMERCE_SECRET}
         rules:
           - name: enroll-by-email
             source: shop
@@ -128,7 +129,7 @@ def test_missing_field_fails_the_job_naming_rule_field_and_delivery(tmp_path, se
     app = create_app(overrides, env=lms_env)
     jobs.configure(app.extensions["bridge"].settings, env=lms_env)
     try:
-        reply = app.test_client().post("/hooks/shop", json={"billing": {"email": "x@y.test"}}).get_json()
+        reply = app.test_client().post("/hooks/shop", **woo_post({"billing": {"email": "x@y.test"}})).get_json()
         SimpleWorker([Queue("bridge", connection=redis_conn)], connection=redis_conn).work(burst=True)
     finally:
         jobs._context = None
@@ -141,7 +142,7 @@ def test_missing_field_fails_the_job_naming_rule_field_and_delivery(tmp_path, se
 
 def test_empty_email_never_reaches_the_lms(client, work, redis_conn, sandbox_calls):
     order = {**ORDER, "billing": {"email": ""}}
-    reply = client.post("/hooks/shop", json=order, headers=WOO).get_json()
+    reply = client.post("/hooks/shop", **woo_post(order)).get_json()
     work()
     job = job_of(redis_conn, reply)
     assert job.get_status() == JobStatus.FAILED
@@ -161,16 +162,16 @@ def test_rules_reload_without_restart_and_a_broken_edit_keeps_the_last_good_set(
     context = jobs.configure(app.extensions["bridge"].settings, env=lms_env)
     client = app.test_client()
     try:
-        first = client.post("/hooks/shop", json={**ORDER, "status": "processing"}, headers=WOO).get_json()
+        first = client.post("/hooks/shop", **woo_post({**ORDER, "id": 1, "status": "processing"})).get_json()
         assert first["matched"] == []
         version = context.rules.get().version
         shop = rules / "shop.yaml"
         shop.write_text(shop.read_text().replace("equals: completed", "in: [completed, processing]"))
-        second = client.post("/hooks/shop", json={**ORDER, "status": "processing"}, headers=WOO).get_json()
+        second = client.post("/hooks/shop", **woo_post({**ORDER, "id": 2, "status": "processing"})).get_json()
         assert second["matched"] == ["enroll-buyer-on-completed-order"]
         assert context.rules.get().version != version  # the worker side sees the edit too
         shop.write_text("rules: [\n")
-        third = client.post("/hooks/shop", json={**ORDER, "status": "processing"}, headers=WOO)
+        third = client.post("/hooks/shop", **woo_post({**ORDER, "id": 3, "status": "processing"}))
         assert third.status_code == 202 and third.get_json()["matched"] == ["enroll-buyer-on-completed-order"]
         assert "rule files have errors (keeping rules version" in caplog.text
         assert Job.fetch(third.get_json()["jobs"][0], connection=redis_conn).meta["rules_version"] == context.rules.get().version

@@ -15,10 +15,15 @@ from bridge import create_app
 from tests.conftest import free_port
 from tests.processes import PYTHON, child_env, start, stop, wait_for
 from tests.rule_files import EXAMPLE_RULES
+from tests.signing import woo_post
 
 ROOT = EXAMPLE_RULES.parent
 ORDER = {"id": 7, "status": "completed", "billing": {"email": "ann@example.com", "first_name": "Ann", "last_name": "Ray"}}
-WOO = {"X-WC-Webhook-Topic": "order.updated"}
+
+
+def _requests(post: dict) -> dict:
+    """Turn test-client keyword arguments into requests' ones."""
+    return {"data": post["data"], "headers": {**post["headers"], "Content-Type": post["content_type"]}}
 
 
 def procfile(kind: str) -> str:
@@ -29,7 +34,7 @@ def procfile(kind: str) -> str:
 
 
 def test_real_worker_process_performs_the_job(client, redis_conn, redis_url, lms_env, sandbox_calls):
-    reply = client.post("/hooks/shop", json=ORDER, headers=WOO).get_json()
+    reply = client.post("/hooks/shop", **woo_post(ORDER)).get_json()
     env = child_env(REDIS_URL=redis_url, RULES_DIR=EXAMPLE_RULES, BRIDGE_RETRY_INTERVALS="0", **lms_env)
     worker = start([PYTHON, "-m", "bridge", "worker", "--burst"], env)
     output = stop(worker, timeout=60) if worker.wait(timeout=60) is not None else ""
@@ -55,7 +60,7 @@ def test_procfile_web_line_serves_under_gunicorn(redis_url, redis_conn, lms_env)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: requests.get(f"{base}/healthz", timeout=2).ok, what="gunicorn to answer /healthz")
-        response = requests.post(f"{base}/hooks/shop", json=ORDER, headers=WOO, timeout=10)
+        response = requests.post(f"{base}/hooks/shop", **_requests(woo_post(ORDER)), timeout=10)
         assert response.status_code == 202, response.text
         assert response.json()["matched"] == ["enroll-buyer-on-completed-order"]
     finally:
@@ -76,14 +81,14 @@ def test_redis_stopped_means_503_and_nothing_accepted(tmp_path, settings_overrid
     server = start_redis()
     client = create_app({**settings_overrides, "redis_url": url}, env=lms_env).test_client()
     try:
-        assert client.post("/hooks/shop", json=ORDER, headers=WOO).status_code == 202
+        assert client.post("/hooks/shop", **woo_post(ORDER)).status_code == 202
         server.terminate()
         server.wait()
-        response = client.post("/hooks/shop", json=ORDER, headers=WOO)
+        response = client.post("/hooks/shop", **woo_post(ORDER))
         assert response.status_code == 503 and response.headers["Retry-After"]
         assert "delivery_id" not in response.get_json()
         server = start_redis()
-        assert client.post("/hooks/shop", json=ORDER, headers=WOO).status_code == 202
+        assert client.post("/hooks/shop", **woo_post(ORDER)).status_code == 202
     finally:
         server.terminate()
         server.wait()
@@ -97,7 +102,7 @@ def test_embedded_mode_runs_everything_from_one_command(tmp_path):
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: requests.get(f"{base}/healthz", timeout=2).ok, what="the embedded bridge to start")
-        response = requests.post(f"{base}/hooks/shop", json=ORDER, headers=WOO, timeout=10)
+        response = requests.post(f"{base}/hooks/shop", **_requests(woo_post(ORDER)), timeout=10)
         assert response.status_code == 202, response.text
         calls = wait_for(
             lambda: [c for c in requests.get(f"{base}/sandbox/calls", timeout=2).json()["calls"] if c["path"].endswith("/enrolUser")],

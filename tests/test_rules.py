@@ -2,11 +2,13 @@ import shutil
 
 import pytest
 
+from bridge.embedded import DEMO_SECRETS
 from bridge.errors import ConfigErrors
 from bridge.rules import LiveRules, load_rules
 from tests.rule_files import EXAMPLE_RULES, write_rules
 
 ENV = {
+    **DEMO_SECRETS,
     "COURSEBOX_URL": "http://127.0.0.1:9/sandbox/coursebox",
     "COURSEBOX_EMAIL": "a@b.test",
     "COURSEBOX_PASSWORD": "pw-secret",
@@ -17,8 +19,8 @@ ENV = {
 
 GOOD = """
 sources:
-  shop:
-    type: woocommerce
+  shop: {type: woocommerce,
+         secret: s3cret}
 rules:
   - name: enroll
     source: shop
@@ -175,7 +177,7 @@ def test_unknown_key_suggests_the_near_miss(tmp_path):
 def test_rules_are_indexed_by_source_and_event(tmp_path):
     rules = "".join(f"  - name: r{i}\n    source: shop\n    event: e{i % 3}\n    actions:\n      - connection: coursebox\n        action: get_user\n        with: {{user_id: 1}}\n" for i in range(6))
     rules += "  - name: any-event\n    source: shop\n    actions:\n      - connection: coursebox\n        action: get_user\n        with: {user_id: 1}\n"
-    write_rules(tmp_path, {"shop.yaml": "sources:\n  shop:\n    type: woocommerce\nrules:\n" + rules})
+    write_rules(tmp_path, {"shop.yaml": "sources:\n  shop:\n    type: woocommerce\n    secret: s\nrules:\n" + rules})
     ruleset = load_rules(tmp_path, ENV)
     assert [rule.name for rule in ruleset.rules_for("shop", "e1")] == ["r1", "r4", "any-event"]
     assert [rule.name for rule in ruleset.rules_for("shop", "nothing")] == ["any-event"]

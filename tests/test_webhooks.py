@@ -6,9 +6,9 @@ import pytest
 from rq import Queue
 
 from bridge.deliveries import INDEX_KEY, load_record
+from tests.signing import woo_post
 
 ORDER = {"id": 1001, "status": "completed", "billing": {"email": "Jane@Example.com", "first_name": "Jane", "last_name": "Doe"}}
-WOO = {"X-WC-Webhook-Topic": "order.updated", "X-WC-Webhook-Delivery-ID": "77"}
 
 
 def queued(app, redis_conn) -> list[str]:
@@ -16,7 +16,7 @@ def queued(app, redis_conn) -> list[str]:
 
 
 def test_matching_webhook_is_queued_and_answered_202(client, app, redis_conn):
-    response = client.post("/hooks/shop", json=ORDER, headers=WOO)
+    response = client.post("/hooks/shop", **woo_post(ORDER, delivery_id="77"))
     assert response.status_code == 202
     reply = response.get_json()
     assert reply["matched"] == ["enroll-buyer-on-completed-order"]
@@ -24,13 +24,14 @@ def test_matching_webhook_is_queued_and_answered_202(client, app, redis_conn):
     assert reply["jobs"] == [f"{reply['delivery_id']}_0"]
     assert queued(app, redis_conn) == reply["jobs"]
     record = load_record(redis_conn, reply["delivery_id"])
-    assert record["status"] == "queued" and record["sender_id"] == "77"
+    assert record["status"] == "queued" and record["sender_id"].startswith("77:")
+    assert [step["status"] for step in record["timeline"]] == ["received", "queued"]
     assert json.loads(record["body"]) == ORDER
     assert redis_conn.zscore(INDEX_KEY, reply["delivery_id"]) is not None
 
 
 def test_non_matching_webhook_gets_202_with_the_reason(client, app, redis_conn):
-    response = client.post("/hooks/shop", json={**ORDER, "status": "processing"}, headers=WOO)
+    response = client.post("/hooks/shop", **woo_post({**ORDER, "status": "processing"}))
     assert response.status_code == 202
     reply = response.get_json()
     assert reply["matched"] == [] and reply["message"] == "matched no rule"
@@ -40,8 +41,8 @@ def test_non_matching_webhook_gets_202_with_the_reason(client, app, redis_conn):
 
 
 def test_form_encoded_webhook_with_nested_keys(client, app, redis_conn):
-    data = "status=completed&billing[email]=jo%40example.com&billing[first_name]=Jo"
-    response = client.post("/hooks/shop", data=data, headers={**WOO, "Content-Type": "application/x-www-form-urlencoded"})
+    post = woo_post(b"status=completed&billing[email]=jo%40example.com&billing[first_name]=Jo")
+    response = client.post("/hooks/shop", **{**post, "content_type": "application/x-www-form-urlencoded"})
     assert response.status_code == 202 and response.get_json()["matched"]
     [job] = Queue("bridge", connection=redis_conn).get_jobs()
     assert job.args[0]["event"]["body"]["billing"]["email"] == "jo@example.com"
@@ -62,7 +63,7 @@ def test_unknown_source_is_404(client):
     ],
 )
 def test_undecodable_body_is_400_with_the_reason(client, app, redis_conn, data, content_type, reason):
-    response = client.post("/hooks/shop", data=data, headers={**WOO, "Content-Type": content_type})
+    response = client.post("/hooks/shop", **{**woo_post(data), "content_type": content_type})
     assert response.status_code == 400
     assert reason in response.get_json()["message"]
     assert redis_conn.zcard(INDEX_KEY) == 0
@@ -72,7 +73,7 @@ def test_body_over_the_limit_is_413(settings_overrides, lms_env, redis_conn):
     from bridge import create_app
 
     client = create_app({**settings_overrides, "max_body_bytes": 100}, env=lms_env).test_client()
-    response = client.post("/hooks/shop", json={"pad": "x" * 200}, headers=WOO)
+    response = client.post("/hooks/shop", **woo_post({"pad": "x" * 200}))
     assert response.status_code == 413
     assert response.get_json()["error"] == "RequestEntityTooLarge"
     assert redis_conn.zcard(INDEX_KEY) == 0
@@ -83,7 +84,7 @@ def test_redis_unreachable_is_503_with_retry_after(settings_overrides, lms_env):
     from tests.conftest import free_port
 
     app = create_app({**settings_overrides, "redis_url": f"redis://127.0.0.1:{free_port()}/0"}, env=lms_env)
-    response = app.test_client().post("/hooks/shop", json=ORDER, headers=WOO)
+    response = app.test_client().post("/hooks/shop", **woo_post(ORDER))
     assert response.status_code == 503
     assert response.headers["Retry-After"]
     assert "nothing was accepted" in response.get_json()["message"]
@@ -105,6 +106,117 @@ def test_broken_rules_answer_503_so_senders_retry(settings_overrides, lms_env, r
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "bad.yaml").write_text("rules:\n  - nme: x\n")
     app = create_app({**settings_overrides, "rules_dir": tmp_path / "rules"}, env=lms_env)
-    response = app.test_client().post("/hooks/shop", json=ORDER)
+    response = app.test_client().post("/hooks/shop", **woo_post(ORDER))
     assert response.status_code == 503
     assert any("bad.yaml:2:" in error for error in response.get_json()["errors"])
+
+
+def test_bad_signature_is_401_and_nothing_is_stored(client, redis_conn):
+    post = woo_post(ORDER)
+    post["headers"]["X-WC-Webhook-Signature"] = "AAAA" + post["headers"]["X-WC-Webhook-Signature"][4:]
+    response = client.post("/hooks/shop", **post)
+    assert response.status_code == 401
+    assert response.get_json()["message"] == "signature does not match"
+    missing = client.post("/hooks/shop", data=post["data"], content_type="application/json")
+    assert missing.status_code == 401 and "missing X-WC-Webhook-Signature header" in missing.get_json()["message"]
+    assert redis_conn.zcard(INDEX_KEY) == 0
+
+
+def test_woocommerce_creation_ping_gets_exactly_200(client, redis_conn):
+    response = client.post("/hooks/shop", data="webhook_id=12", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200 and response.get_json()["ping"] is True
+    assert redis_conn.zcard(INDEX_KEY) == 0
+
+
+def test_duplicate_delivery_gets_200_naming_the_first_and_no_second_job(client, app, redis_conn):
+    first = client.post("/hooks/shop", **woo_post(ORDER, delivery_id="same")).get_json()
+    again = client.post("/hooks/shop", **woo_post(ORDER, delivery_id="same"))
+    assert again.status_code == 200
+    assert again.get_json()["duplicate"] is True and again.get_json()["delivery_id"] == first["delivery_id"]
+    assert queued(app, redis_conn) == first["jobs"]
+    assert load_record(redis_conn, first["delivery_id"])["duplicates"] == 1
+
+
+def test_a_storm_of_duplicates_queues_one_job(app, redis_conn):
+    from concurrent.futures import ThreadPoolExecutor
+
+    post = woo_post(ORDER, delivery_id="storm")
+
+    def send(_):
+        return app.test_client().post("/hooks/shop", **post).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(send, range(40)))
+    assert sorted(statuses) == [200] * 39 + [202]
+    assert len(queued(app, redis_conn)) == 1
+    assert redis_conn.zcard(INDEX_KEY) == 1
+
+
+def test_source_secrets_are_not_stored(tmp_path, settings_overrides, lms_env, redis_conn):
+    from bridge import create_app
+    from tests.rule_files import write_rules
+
+    write_rules(tmp_path / "rules", {"gum.yaml": """
+        sources:
+          gum:
+            type: gumroad
+            secret: the-gumroad-token
+        rules:
+          - name: enroll
+            source: gum
+            actions:
+              - connection: coursebox
+                action: invite
+                with: {course_id: 42, email: "{{ body.email }}"}
+    """})
+    client = create_app({**settings_overrides, "rules_dir": tmp_path / "rules"}, env=lms_env).test_client()
+    body = "sale_id=S1&email=a%40b.test&note=the-gumroad-token"
+    response = client.post("/hooks/gum?token=the-gumroad-token", data=body, content_type="application/x-www-form-urlencoded",
+                           headers={"Authorization": "Bearer xyz-secret"})
+    assert response.status_code == 202, response.get_json()
+    reply = response.get_json()
+    record = load_record(redis_conn, reply["delivery_id"])
+    job = Queue("bridge", connection=redis_conn).fetch_job(reply["jobs"][0])
+    stored = json.dumps(record) + json.dumps(job.args)
+    assert "the-gumroad-token" not in stored and "xyz-secret" not in stored
+    assert record["query"] == {"token": "[redacted]"}
+
+
+def test_hubspot_batch_is_split_into_one_delivery_per_event(tmp_path, settings_overrides, lms_env, redis_conn):
+    from bridge import create_app
+    from tests.rule_files import write_rules
+    from tests.signing import sign_hubspot_v3
+
+    write_rules(tmp_path / "rules", {"hub.yaml": """
+        sources:
+          crm:
+            type: hubspot
+            secret: hub-secret
+        rules:
+          - name: deal-won
+            source: crm
+            event: deal.propertyChange
+            when:
+              - path: body.propertyValue
+                equals: closedwon
+            actions:
+              - connection: coursebox
+                action: get_user
+                with: {user_id: "{{ body.objectId }}"}
+    """})
+    client = create_app({**settings_overrides, "rules_dir": tmp_path / "rules"}, env=lms_env).test_client()
+    batch = [{"eventId": 1, "subscriptionType": "deal.propertyChange", "objectId": 7, "propertyName": "dealstage", "propertyValue": "closedwon"},
+             {"eventId": 2, "subscriptionType": "deal.propertyChange", "objectId": 8, "propertyName": "dealstage", "propertyValue": "lost"},
+             {"eventId": 3, "subscriptionType": "contact.creation", "objectId": 9}]
+    raw = json.dumps(batch).encode()
+    import time as clock
+
+    headers = sign_hubspot_v3(raw, "hub-secret", "http://localhost/hooks/crm", int(clock.time() * 1000))
+    response = client.post("/hooks/crm", data=raw, content_type="application/json", headers=headers)
+    assert response.status_code == 202, response.get_json()
+    deliveries = response.get_json()["deliveries"]
+    assert [(d["event"], d["matched"]) for d in deliveries] == [
+        ("deal.propertyChange", ["deal-won"]), ("deal.propertyChange", []), ("contact.creation", [])]
+    assert len({d["delivery_id"] for d in deliveries}) == 3
+    again = client.post("/hooks/crm", data=raw, content_type="application/json", headers=headers)
+    assert again.status_code == 200 and all(d["duplicate"] for d in again.get_json()["deliveries"])
