@@ -15,6 +15,10 @@ from .settings import Settings
 DEMO_SECRETS = {
     "WOOCOMMERCE_SECRET": "demo-woocommerce-secret",
     "HR_WEBHOOK_TOKEN": "demo-hr-token",
+    "STRIPE_WEBHOOK_SECRET": "whsec_demo-stripe-secret",
+    "HUBSPOT_CLIENT_SECRET": "demo-hubspot-secret",
+    "THRIVECART_SECRET": "demo-thrivecart-secret",
+    "BAMBOOHR_WEBHOOK_SECRET": "demo-bamboohr-secret",
 }
 
 
@@ -87,7 +91,7 @@ def serve_embedded(settings: Settings, host: str, port: int) -> int:
     return code
 
 
-DEMO_ORDER = ('{"id": 1001, "status": "completed", '
+DEMO_ORDER = ('{"id": 1001, "status": "completed", "line_items": [{"sku": "COURSE-42", "quantity": 1}], '
               '"billing": {"email": "jane@example.com", "first_name": "Jane", "last_name": "Doe"}}')
 
 

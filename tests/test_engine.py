@@ -5,17 +5,18 @@ from tests.test_rules import ENV
 
 ORDER = {
     "source": "shop", "event": "order.updated", "delivery_id": "d1", "headers": {}, "query": {},
-    "body": {"status": "completed", "billing": {"email": "jane@example.com"}},
+    "body": {"status": "completed", "billing": {"email": "jane@example.com"}, "line_items": [{"sku": "COURSE-42"}]},
 }
 
 
 def test_completed_order_matches_the_shop_rule():
     ruleset = load_rules(EXAMPLE_RULES, ENV)
     [decision] = decide_all(ruleset, ORDER)
-    assert decision.matched and decision.reason == "all 2 conditions held"
+    assert decision.matched and decision.reason == "all 3 conditions held"
     payload = job_payload(decision.rule, ORDER, ruleset)
     assert payload["rule"] == "enroll-buyer-on-completed-order" and payload["event"] is ORDER
     assert "password" not in repr(payload)
+    assert payload["tables"] == {"courses_by_sku": ruleset.tables["courses_by_sku"]}
 
 
 def test_non_matching_order_says_which_condition_failed():

@@ -8,7 +8,7 @@ from rq.registry import FailedJobRegistry
 from tests.rule_files import write_rules
 from tests.signing import hr_post, woo_post
 
-ORDER = {"id": 1001, "status": "completed", "billing": {"email": "Jane@Example.com", "first_name": "Jane", "last_name": "Doe"}}
+ORDER = {"id": 1001, "status": "completed", "line_items": [{"sku": "COURSE-42", "quantity": 1}], "billing": {"email": "Jane@Example.com", "first_name": "Jane", "last_name": "Doe"}}
 
 
 def lms_calls(calls, lms: str) -> list[tuple[str, str]]:
@@ -67,7 +67,7 @@ def test_hire_creates_and_leave_removes_the_course_toolkit_user(client, work, sa
     assert job_of(redis_conn, left).get_status() == JobStatus.FINISHED
     assert not any(user["email"] == "sam@example.com" for user in state(sandbox)["coursetoolkit"]["users"])
     actions = [call["body"]["api-action"] for call in sandbox_calls() if "coursetoolkit" in call["path"]]
-    assert actions == ["createuser", "createuser", "removeuser"]
+    assert actions == ["createuser", "removeuser"]
 
 
 def test_transient_failures_are_retried_until_the_action_is_done_once(client, work, sandbox, sandbox_calls, redis_conn):

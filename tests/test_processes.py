@@ -18,7 +18,7 @@ from tests.rule_files import EXAMPLE_RULES
 from tests.signing import woo_post
 
 ROOT = EXAMPLE_RULES.parent
-ORDER = {"id": 7, "status": "completed", "billing": {"email": "ann@example.com", "first_name": "Ann", "last_name": "Ray"}}
+ORDER = {"id": 7, "status": "completed", "line_items": [{"sku": "COURSE-42", "quantity": 1}], "billing": {"email": "ann@example.com", "first_name": "Ann", "last_name": "Ray"}}
 
 
 def _requests(post: dict) -> dict:

@@ -45,9 +45,9 @@ def errors_of(directory, env=ENV) -> list[str]:
 
 def test_example_rules_load():
     ruleset = load_rules(EXAMPLE_RULES, ENV)
-    assert set(ruleset.sources) == {"shop", "hr"}
-    assert {rule.name for rule in ruleset.rules} == {
-        "enroll-buyer-on-completed-order", "create-account-on-hire", "remove-account-on-leave"}
+    assert set(ruleset.sources) == {"shop", "hr", "stripe", "hubspot", "thrivecart", "bamboohr"}
+    assert len(ruleset.rules) == 8 and len(ruleset.tests) == 17
+    assert ruleset.sources["shop"].options == {"secret": DEMO_SECRETS["WOOCOMMERCE_SECRET"]}
     assert ruleset.connections["coursebox"].spec["password"] == "pw-secret"
     assert len(ruleset.version) == 12
 

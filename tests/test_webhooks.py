@@ -8,7 +8,7 @@ from rq import Queue
 from bridge.deliveries import INDEX_KEY, load_record
 from tests.signing import woo_post
 
-ORDER = {"id": 1001, "status": "completed", "billing": {"email": "Jane@Example.com", "first_name": "Jane", "last_name": "Doe"}}
+ORDER = {"id": 1001, "status": "completed", "line_items": [{"sku": "COURSE-42", "quantity": 1}], "billing": {"email": "Jane@Example.com", "first_name": "Jane", "last_name": "Doe"}}
 
 
 def queued(app, redis_conn) -> list[str]:
@@ -41,7 +41,7 @@ def test_non_matching_webhook_gets_202_with_the_reason(client, app, redis_conn):
 
 
 def test_form_encoded_webhook_with_nested_keys(client, app, redis_conn):
-    post = woo_post(b"status=completed&billing[email]=jo%40example.com&billing[first_name]=Jo")
+    post = woo_post(b"status=completed&billing[email]=jo%40example.com&billing[first_name]=Jo&line_items[0][sku]=COURSE-42")
     response = client.post("/hooks/shop", **{**post, "content_type": "application/x-www-form-urlencoded"})
     assert response.status_code == 202 and response.get_json()["matched"]
     [job] = Queue("bridge", connection=redis_conn).get_jobs()

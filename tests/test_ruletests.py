@@ -1,0 +1,75 @@
+"""`bridge test` and `bridge simulate`: rule tests and explanations, without Redis or an LMS."""
+
+import json
+import shutil
+
+from click.testing import CliRunner
+
+from bridge.cli import cli
+from tests.rule_files import EXAMPLE_RULES
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+def test_every_example_rule_passes_its_tests_and_is_tested():
+    result = run("test", str(EXAMPLE_RULES))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "17 passed, 0 failed"
+    assert "no test expects to match" not in result.output
+
+
+def test_a_failing_rule_test_says_what_differs(tmp_path):
+    shutil.copytree(EXAMPLE_RULES, tmp_path / "rules")
+    shop = tmp_path / "rules" / "shop.yaml"
+    shop.write_text(shop.read_text().replace("COURSE-7: 7 ", "COURSE-7: 8 "))
+    result = run("test", str(tmp_path / "rules"))
+    assert result.exit_code == 1
+    assert "FAIL" in result.output and "action 3 (enroll): course_id is 8, expected 7" in result.output
+    assert result.output.splitlines()[-1] == "16 passed, 1 failed"
+
+
+def test_a_misspelled_key_source_or_action_in_a_copy_of_an_example_is_reported(tmp_path, lms_env):
+    for before, after, said in [
+        ("    when:\n      - path: body.status", "    wen:\n      - path: body.status", ":22:5: unknown key 'wen' in rules[0]; did you mean 'when'?"),
+        ("    source: shop\n    # WooCommerce", "    source: shopp\n    # WooCommerce", ":19:5: rule 'enroll-buyer-on-completed-order': unknown source 'shopp'; did you mean 'shop'?"),
+        ("        action: enroll\n", "        action: enrol\n", ":40:9: rule 'enroll-buyer-on-completed-order', action 2: coursebox connection 'coursebox' has no action 'enrol'; did you mean 'enroll'?"),
+    ]:
+        folder = tmp_path / after.split(":")[0].strip()
+        shutil.copytree(EXAMPLE_RULES, folder)
+        shop = folder / "shop.yaml"
+        assert before in shop.read_text()
+        shop.write_text(shop.read_text().replace(before, after))
+        for command in ("check", "test"):
+            result = run(command, str(folder), env=lms_env)
+            assert result.exit_code == 1, result.output
+            assert f"{shop}{said}" in result.output, result.output
+
+
+def test_simulate_names_the_failing_condition_and_its_value(tmp_path):
+    payload = tmp_path / "order.json"
+    payload.write_text(json.dumps({"id": 1, "status": "processing", "billing": {"email": "a@b.test"}, "line_items": []}))
+    result = run("simulate", "shop", str(payload), "-H", "X-WC-Webhook-Topic: order.updated", "--rules", str(EXAMPLE_RULES))
+    assert result.exit_code == 0, result.output
+    assert "no    enroll-buyer-on-completed-order: body.status is 'processing', expected 'completed'" in result.output
+
+
+def test_simulate_shows_the_rendered_actions_of_a_match(tmp_path):
+    payload = tmp_path / "order.json"
+    payload.write_text(json.dumps({"id": 1, "status": "completed", "billing": {"email": "A@B.test"},
+                                   "line_items": [{"sku": "COURSE-13"}, {"sku": "MUG"}]}))
+    result = run("simulate", "shop", str(payload), "-H", "X-WC-Webhook-Topic: order.updated", "--rules", str(EXAMPLE_RULES), "--json")
+    assert result.exit_code == 0, result.output
+    [explanation] = json.loads(result.output)
+    steps = explanation["actions"][0]["steps"]
+    assert steps[0] == {"connection": "coursebox", "action": "create_user", "with": {"email": "a@b.test", "first_name": "", "last_name": ""}}
+    assert steps[1]["with"] == {"course_id": 13, "user_id": "<learner id>"}
+    assert steps[2]["skipped"] == "item.sku is 'MUG', not in table 'courses_by_sku'"
+
+
+def test_simulate_with_an_unknown_source_is_a_usage_error(tmp_path):
+    payload = tmp_path / "x.json"
+    payload.write_text("{}")
+    result = run("simulate", "shp", str(payload), "--rules", str(EXAMPLE_RULES))
+    assert result.exit_code == 2 and "unknown source 'shp'" in result.output
