@@ -6,13 +6,15 @@ import hashlib
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import redis
-from rq import Queue
+from rq import Callback, Queue
+from rq.job import Dependency, Job, JobStatus
 
-from .engine import Decision, job_payload
+from .engine import Decision, job_payload, subject_of
 from .errors import QueueUnavailable
+from .retries import RetryPolicy
 from .rules import RuleSet
 from .settings import Settings
 
@@ -21,6 +23,9 @@ TIMELINE_KEY = "bridge:delivery:{}:timeline"
 ATTEMPTS_KEY = "bridge:delivery:{}:attempts"
 INDEX_KEY = "bridge:deliveries"
 SEEN_KEY = "bridge:seen:{}:{}"
+SUBJECT_KEY = "bridge:subject:{}"
+FAILURE_CALLBACK = "bridge.jobs.on_failure"
+DONE_STATUSES = {"finished", "failed", "stopped", "canceled"}
 RAW_BODY_CAP = 64 * 1024
 JOB_FUNCTION = "bridge.jobs.run_rule"
 REDACTED = "[redacted]"
@@ -86,8 +91,14 @@ def seen_key(event: dict, raw: bytes, index: int) -> str:
 
 def accept(connection: redis.Redis, settings: Settings, batch: list[tuple[dict, list[Decision]]], raw: bytes,
            ruleset: RuleSet, secrets: list[str] = ()) -> list[Outcome]:
-    """Store each new event's record and enqueue one job per matched rule, all in one transaction."""
+    """Store each new event's record and enqueue one job per matched rule, all in one transaction.
+
+    Jobs about the same subject (a person) run in arrival order: each depends, through RQ's
+    dependencies, on the previous unfinished job about that subject.
+    """
     keys = [seen_key(event, raw, index) for index, (event, _) in enumerate(batch)]
+    subjects = [{d.rule.name: subject_of(d.rule, event) for d in decisions if d.matched} for event, decisions in batch]
+    subject_keys = sorted({subject_key(s) for found in subjects for s in found.values() if s})
     stored_raw = scrub(raw[:RAW_BODY_CAP].decode("utf-8", "replace"), list(secrets))
     queue = Queue(settings.queue_name, connection=connection)
     try:
@@ -95,11 +106,13 @@ def accept(connection: redis.Redis, settings: Settings, batch: list[tuple[dict, 
             while True:
                 try:
                     # WATCH makes "not seen yet" and "now queued" one step: a racing copy makes EXEC fail and re-read.
-                    pipe.watch(*keys)
+                    pipe.watch(*keys, *subject_keys)
                     firsts = [pipe.get(key) for key in keys]
+                    pending = _unfinished_jobs(pipe, subject_keys)
                     pipe.multi()
-                    outcomes = [_write(pipe, queue, settings, event, decisions, key, first, stored_raw, len(raw), ruleset, list(secrets))
-                                for (event, decisions), key, first in zip(batch, keys, firsts)]
+                    writer = _Writer(pipe, queue, settings, ruleset, list(secrets), stored_raw, len(raw), pending)
+                    outcomes = [writer.write(event, decisions, found, key, first)
+                                for (event, decisions), found, key, first in zip(batch, subjects, keys, firsts)]
                     pipe.execute()
                     return outcomes
                 except redis.WatchError:
@@ -108,60 +121,126 @@ def accept(connection: redis.Redis, settings: Settings, batch: list[tuple[dict, 
         raise QueueUnavailable(f"the queue (Redis) cannot be reached, nothing was accepted: {error}") from None
 
 
-def _write(pipe, queue: Queue, settings: Settings, event: dict, decisions: list[Decision], key: str, first: bytes | None,
-           stored_raw: str, raw_length: int, ruleset: RuleSet, secrets: list[str]) -> Outcome:
-    delivery_id = event["delivery_id"]
-    if first is not None:
-        first_id = first.decode()
-        pipe.hincrby(RECORD_KEY.format(first_id), "duplicates", 1)
-        return Outcome(delivery_id, event["source"], event["event"], duplicate_of=first_id)
-    stored = redact_event(event, secrets)
-    matched = [decision for decision in decisions if decision.matched]
-    job_ids = [f"{delivery_id}_{index}" for index in range(len(matched))]
-    jobs = [
-        Queue.prepare_data(
+def subject_key(subject: str) -> str:
+    """Return the key holding the last job about a subject."""
+    return SUBJECT_KEY.format(hashlib.sha256(subject.encode()).hexdigest()[:32])
+
+
+def _unfinished_jobs(pipe, subject_keys: list[str]) -> dict[str, str]:
+    """Return subject key -> its last job, for jobs not finished yet; WATCH them so a finish re-runs the check."""
+    pending = {}
+    for key in subject_keys:
+        job_id = pipe.get(key)
+        if job_id is None:
+            continue
+        job_key = Job.key_for(job_id.decode())
+        pipe.watch(job_key)
+        status = pipe.hget(job_key, "status")
+        if status is not None and status.decode() not in DONE_STATUSES:
+            pending[key] = job_id.decode()
+    return pending
+
+
+class _Writer:
+    """Write the records and jobs of one acceptance into a MULTI pipeline."""
+
+    def __init__(self, pipe, queue: Queue, settings: Settings, ruleset: RuleSet, secrets: list[str], stored_raw: str,
+                 raw_length: int, pending: dict[str, str]):
+        self.pipe, self.queue, self.settings, self.ruleset = pipe, queue, settings, ruleset
+        self.secrets, self.stored_raw, self.raw_length, self.pending = secrets, stored_raw, raw_length, pending
+
+    def write(self, event: dict, decisions: list[Decision], subjects: dict, key: str | None, first: bytes | None) -> Outcome:
+        """Write one event: a duplicate only counts; a new one gets its record, timeline and jobs."""
+        pipe, settings = self.pipe, self.settings
+        delivery_id = event["delivery_id"]
+        if first is not None:
+            first_id = first.decode()
+            pipe.hincrby(RECORD_KEY.format(first_id), "duplicates", 1)
+            return Outcome(delivery_id, event["source"], event["event"], duplicate_of=first_id)
+        stored = redact_event(event, self.secrets)
+        matched = [decision for decision in decisions if decision.matched]
+        job_ids = [f"{delivery_id}_{index}" for index in range(len(matched))]
+        for decision, job_id in zip(matched, job_ids):
+            self._enqueue(decision, job_id, stored, subjects.get(decision.rule.name))
+        now = time.time()
+        decided = [decision.to_dict() for decision in decisions]
+        record = {
+            "id": delivery_id,
+            "source": event["source"],
+            "event": event["event"],
+            "sender_id": event.get("sender_id") or "",
+            "received_at": now,
+            "status": "queued" if job_ids else "unmatched",
+            "rules_version": self.ruleset.version,
+            "decisions": json.dumps(decided),
+            "jobs": json.dumps(job_ids),
+            "subjects": json.dumps(sorted({s for s in subjects.values() if s})),
+            "connections": json.dumps(sorted({a["connection"] for d in matched for a in d.rule.actions})),
+            "headers": json.dumps(stored["headers"]),
+            "query": json.dumps(stored["query"]),
+            "event_body": json.dumps(stored["body"]),
+            "body": self.stored_raw,
+            "body_truncated": int(self.raw_length > RAW_BODY_CAP),
+            "duplicates": 0,
+            "replay_of": event.get("replay_of") or "",
+            **{f"job:{job_id}": "queued" for job_id in job_ids},
+        }
+        record_key, timeline_key = RECORD_KEY.format(delivery_id), TIMELINE_KEY.format(delivery_id)
+        if key:
+            pipe.set(key, delivery_id, ex=settings.dedupe_window)
+        pipe.hset(record_key, mapping=record)
+        pipe.expire(record_key, settings.delivery_ttl)
+        pipe.rpush(timeline_key, json.dumps({"at": now, "status": "received"}),
+                   json.dumps({"at": now, "status": "queued" if job_ids else "unmatched", "jobs": job_ids}))
+        pipe.expire(timeline_key, settings.delivery_ttl)
+        pipe.zadd(INDEX_KEY, {delivery_id: now})
+        pipe.zremrangebyscore(INDEX_KEY, "-inf", now - settings.delivery_ttl)
+        return Outcome(delivery_id, event["source"], event["event"], [d.rule.name for d in matched], job_ids, decided)
+
+    def _enqueue(self, decision: Decision, job_id: str, event: dict, subject: str | None) -> None:
+        """Add one job to the transaction; behind the subject's unfinished job when there is one."""
+        rule, settings, pipe = decision.rule, self.settings, self.pipe
+        connection = self.ruleset.connections.get(rule.actions[0]["connection"])
+        policy = RetryPolicy.of(settings, connection.spec.get("retry") if connection else None, rule.retry)
+        key = subject_key(subject) if subject else None
+        previous = self.pending.get(key) if key else None
+        job = self.queue.create_job(
             JOB_FUNCTION,
-            args=(job_payload(decision.rule, stored, ruleset),),
+            args=(job_payload(rule, event, self.ruleset, retry=asdict(policy)),),
             job_id=job_id,
             timeout=settings.job_timeout,
             result_ttl=settings.delivery_ttl,
             failure_ttl=settings.delivery_ttl,
             ttl=settings.delivery_ttl,
-            description=f"rule {decision.rule.name} for delivery {delivery_id}",
-            meta={"delivery_id": delivery_id, "rule": decision.rule.name, "rules_version": ruleset.version},
+            description=f"rule {rule.name} for delivery {event['delivery_id']}",
+            meta={"delivery_id": event["delivery_id"], "rule": rule.name, "rules_version": self.ruleset.version,
+                  "subject": subject, "retry_max": policy.attempts},
+            retry=policy.rq_retry(),
+            on_failure=Callback(FAILURE_CALLBACK),
+            depends_on=Dependency(jobs=[previous], allow_failure=True) if previous else None,
         )
-        for decision, job_id in zip(matched, job_ids)
-    ]
-    now = time.time()
-    decided = [decision.to_dict() for decision in decisions]
-    record = {
-        "id": delivery_id,
-        "source": event["source"],
-        "event": event["event"],
-        "sender_id": event.get("sender_id") or "",
-        "received_at": now,
-        "status": "queued" if jobs else "unmatched",
-        "rules_version": ruleset.version,
-        "decisions": json.dumps(decided),
-        "jobs": json.dumps(job_ids),
-        "headers": json.dumps(stored["headers"]),
-        "query": json.dumps(stored["query"]),
-        "body": stored_raw,
-        "body_truncated": int(raw_length > RAW_BODY_CAP),
-        "duplicates": 0,
-    }
-    record_key, timeline_key = RECORD_KEY.format(delivery_id), TIMELINE_KEY.format(delivery_id)
-    pipe.set(key, delivery_id, ex=settings.dedupe_window)
-    pipe.hset(record_key, mapping=record)
-    pipe.expire(record_key, settings.delivery_ttl)
-    pipe.rpush(timeline_key, json.dumps({"at": now, "status": "received"}),
-               json.dumps({"at": now, "status": "queued" if jobs else "unmatched", "jobs": job_ids}))
-    pipe.expire(timeline_key, settings.delivery_ttl)
-    pipe.zadd(INDEX_KEY, {delivery_id: now})
-    pipe.zremrangebyscore(INDEX_KEY, "-inf", now - settings.delivery_ttl)
-    if jobs:
-        queue.enqueue_many(jobs, pipeline=pipe)
-    return Outcome(delivery_id, event["source"], event["event"], [d.rule.name for d in matched], job_ids, decided)
+        if previous:
+            # What RQ's own enqueue does for an unfinished dependency, written into this transaction.
+            job.set_status(JobStatus.DEFERRED, pipeline=pipe)
+            job.register_dependency(pipeline=pipe)
+            job.save(pipeline=pipe)
+            job.cleanup(ttl=job.ttl, pipeline=pipe)
+            pipe.sadd(self.queue.redis_queues_keys, self.queue.key)
+        else:
+            self.queue.enqueue_job(job, pipeline=pipe)
+        if key:
+            pipe.set(key, job_id, ex=settings.delivery_ttl)
+            self.pending[key] = job_id
+
+
+def note(connection: redis.Redis, delivery_id: str, job_id: str, status: str, **detail) -> None:
+    """Add a job's step to its delivery's timeline (running, retrying, succeeded, failed)."""
+    entry = {"at": time.time(), "status": status, "job": job_id, **detail}
+    record_key = RECORD_KEY.format(delivery_id)
+    with connection.pipeline(transaction=True) as pipe:
+        pipe.rpush(TIMELINE_KEY.format(delivery_id), json.dumps(entry, default=str))
+        pipe.hset(record_key, f"job:{job_id}", status)
+        pipe.execute()
 
 
 def load_record(connection: redis.Redis, delivery_id: str) -> dict | None:
@@ -170,8 +249,8 @@ def load_record(connection: redis.Redis, delivery_id: str) -> dict | None:
     if not raw:
         return None
     record = {key.decode(): value.decode("utf-8", "replace") for key, value in raw.items()}
-    for name in ("decisions", "jobs", "headers", "query"):
-        record[name] = json.loads(record[name])
+    for name in ("decisions", "jobs", "headers", "query", "subjects", "connections", "event_body"):
+        record[name] = json.loads(record.get(name) or "null")
     record["received_at"] = float(record["received_at"])
     record["body_truncated"] = record["body_truncated"] == "1"
     record["duplicates"] = int(record.get("duplicates", 0))

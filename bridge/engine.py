@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .conditions import evaluate_all
+from .errors import TemplateError
+from .templating import render_value
 from .rules import Rule, RuleSet
 
 
@@ -35,7 +37,7 @@ def decide_all(ruleset: RuleSet, event: dict, every_rule: bool = False) -> list[
     return [decide(rule, event, ruleset.tables) for rule in ruleset.rules_for(event["source"], None if every_rule else event["event"])]
 
 
-def job_payload(rule: Rule, event: dict, ruleset: RuleSet) -> dict:
+def job_payload(rule: Rule, event: dict, ruleset: RuleSet, retry: dict | None = None) -> dict:
     """Return what a worker needs to run one matched rule: the rule as it was planned, and no secrets."""
     return {
         "delivery_id": event["delivery_id"],
@@ -43,5 +45,18 @@ def job_payload(rule: Rule, event: dict, ruleset: RuleSet) -> dict:
         "rules_version": ruleset.version,
         "actions": rule.actions,
         "tables": {name: ruleset.tables[name] for name in rule.tables},
+        "retry": retry,
         "event": event,
     }
+
+
+def subject_of(rule: Rule, event: dict) -> str | None:
+    """Return who a matched rule is about (lower-cased), or None when its subject cannot be rendered."""
+    if not rule.subject:
+        return None
+    try:
+        value = render_value(rule.subject, {**event, "steps": {}})
+    except TemplateError:
+        return None
+    text = str(value).strip().lower() if value not in (None, "") else ""
+    return text or None

@@ -6,13 +6,15 @@ Work horses import this module, so it must not import Flask.
 from __future__ import annotations
 
 import logging
+import time
 
-from rq import Retry, get_current_job
+from rq import get_current_job
 
 from .actions import run_actions
+from .deliveries import note
 from .errors import BridgeError
 from .lms import ACTIONS, build_connector
-from .lms.errors import LMSError
+from .retries import RetryPolicy
 from .rules import LiveRules
 from .settings import Settings
 
@@ -51,21 +53,22 @@ def context() -> WorkerContext:
     return _context or configure(Settings.from_env())
 
 
-def retry_policy(settings: Settings, attempt: int, error: LMSError) -> Retry | None:
-    """Return the Retry for a failed attempt, or None when no retry is left or none can help."""
-    if not error.retryable or attempt >= settings.retry_max:
-        return None
-    intervals = list(settings.retry_intervals)
-    retry_after = getattr(error, "retry_after", None)
-    if retry_after:
-        intervals[attempt] = max(intervals[attempt], int(retry_after + 0.999))
-    return Retry(max=settings.retry_max, interval=intervals)
-
-
 def run_rule(payload: dict):
-    """Run a matched rule's actions; skip steps a previous attempt completed."""
+    """Run a matched rule's actions; skip steps a previous attempt completed; decide whether a failure is retried."""
     job = get_current_job()
     ctx = context()
+    attempt = _attempt(job)
+    note(job.connection, payload["delivery_id"], job.id, "running", attempt=attempt, rule=payload["rule"])
+    try:
+        run = _run(job, ctx, payload)
+    except Exception as error:
+        _plan_retry(job, ctx, payload, error)
+        raise
+    note(job.connection, payload["delivery_id"], job.id, "succeeded", attempt=attempt, rule=payload["rule"])
+    return {"rule": payload["rule"], "delivery_id": payload["delivery_id"], "steps": run.steps}
+
+
+def _run(job, ctx: WorkerContext, payload: dict):
     ruleset = ctx.rules.get()
     done: dict = job.meta.setdefault("steps", {})
 
@@ -81,13 +84,35 @@ def run_rule(payload: dict):
         connection = ruleset.connections.get(action["connection"])
         return ACTIONS[connection.type][action["action"]].problems(params) if connection else []
 
-    try:
-        run = run_actions(payload, perform, check, done, on_done=lambda key, result: job.save_meta())
-    except LMSError as error:
-        retry = retry_policy(ctx.settings, job.number_of_retries or 0, error)
-        if retry is None:
-            raise
-        log.warning("rule %r, delivery %s: %s; retrying (attempt %d of %d)", payload["rule"], payload["delivery_id"],
-                    error, (job.number_of_retries or 0) + 2, ctx.settings.retry_max + 1)
-        return retry
-    return {"rule": payload["rule"], "delivery_id": payload["delivery_id"], "steps": run.steps}
+    return run_actions(payload, perform, check, done, on_done=lambda key, result: job.save_meta())
+
+
+def _attempt(job) -> int:
+    """Return which try this is, 1 for the first."""
+    policy = job.meta.get("retry_max") or 0
+    return policy - (job.retries_left or 0) + 1 if policy else 1
+
+
+def _plan_retry(job, ctx: WorkerContext, payload: dict, error: Exception) -> None:
+    """Tell RQ whether and when to retry: permanent errors and too-old deliveries get no retry."""
+    policy = RetryPolicy(**payload["retry"]) if payload.get("retry") else RetryPolicy.of(ctx.settings)
+    # Anything the bridge did not classify (a bug, a dropped Redis connection) is retried: at least once beats lost.
+    retryable = getattr(error, "retryable", True)
+    age = time.time() - payload["event"].get("received_at", time.time())
+    if not retryable or (policy.max_age and age > policy.max_age) or not job.retries_left:
+        job.retries_left = 0
+        return
+    job.retry_intervals = [policy.delay(policy.attempts - job.retries_left, getattr(error, "retry_after", None))]
+
+
+def on_failure(job, connection, kind, error, traceback) -> None:
+    """Note a failed try in the delivery's timeline: retrying, or failed for good (RQ's failure callback)."""
+    payload = job.args[0] if job.args else {}
+    delivery = job.meta.get("delivery_id") or payload.get("delivery_id")
+    if not delivery:
+        return
+    retrying = bool(job.retries_left and job.retries_left > 0)
+    detail = {"attempt": _attempt(job), "rule": job.meta.get("rule"), "error": f"{kind.__name__}: {error}"}
+    if retrying:
+        detail["retry_in"] = (job.retry_intervals or [0])[0]
+    note(connection, delivery, job.id, "retrying" if retrying else "failed", **detail)

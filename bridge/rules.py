@@ -59,6 +59,8 @@ class Rule:
     line: int
     description: str = ""
     tables: tuple[str, ...] = ()
+    subject: str | None = None
+    retry: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,8 @@ class _Builder:
         for index, condition in enumerate(raw.get("when", [])):
             self._condition(condition, f"rule {name!r}", filename, document, [*where, "when", index])
         tables = self._actions(raw, filename, document, where)
+        if "subject" in raw and check_syntax(raw["subject"]):
+            self.error(f"rule {name!r}: subject: {check_syntax(raw['subject'])}", filename, document, [*where, "subject"])
         events = raw.get("event")
         return Rule(
             name=name,
@@ -259,6 +263,8 @@ class _Builder:
             line=position(document, where)[0] or 0,
             description=raw.get("description", ""),
             tables=tuple(sorted(tables | self.referenced_tables)),
+            subject=raw.get("subject") or _first_email(raw["actions"]),
+            retry=_plain(raw.get("retry")),
         )
 
     def _condition(self, condition: dict, owner: str, filename: str, document: Any, where: list) -> None:
@@ -333,6 +339,15 @@ class _Builder:
                     error(f"step name {alias!r} is used twice", "as")
                 named.append(alias)
         return tables
+
+
+def _first_email(actions: list) -> str | None:
+    """Return the first action's email template: who a rule is about, unless it says `subject:`."""
+    for action in actions:
+        email = action.get("with", {}).get("email")
+        if isinstance(email, str) and "for_each" not in action:
+            return email
+    return None
 
 
 def _choices(name: str, names) -> str:

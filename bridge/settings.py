@@ -58,6 +58,7 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # Spaced out over about 40 minutes: long enough to ride out an LMS restart, short enough to notice.
     retry_intervals: tuple[int, ...] = (10, 30, 120, 600, 1800)
+    retry_max_age: int = 0
     job_timeout: int = 300
     delivery_ttl: int = 14 * 24 * 3600
     # Longer than Stripe's three days of retries, the longest of the senders'.
@@ -84,6 +85,7 @@ class Settings:
             queue_name=env.get("BRIDGE_QUEUE") or "bridge",
             max_body_bytes=_int(env, "BRIDGE_MAX_BODY_BYTES", 1024 * 1024),
             retry_intervals=_intervals(env, "BRIDGE_RETRY_INTERVALS", cls.retry_intervals),
+            retry_max_age=_int(env, "BRIDGE_RETRY_MAX_AGE", 0),
             job_timeout=_int(env, "BRIDGE_JOB_TIMEOUT", 300),
             delivery_ttl=_int(env, "BRIDGE_DELIVERY_TTL", 14 * 24 * 3600),
             dedupe_window=_int(env, "BRIDGE_DEDUPE_WINDOW", 7 * 24 * 3600),

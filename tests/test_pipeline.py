@@ -5,6 +5,8 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 
+from bridge.deliveries import load_record
+
 from tests.rule_files import write_rules
 from tests.signing import hr_post, woo_post
 
@@ -76,7 +78,9 @@ def test_transient_failures_are_retried_until_the_action_is_done_once(client, wo
     work()
     job = job_of(redis_conn, reply)
     assert job.get_status() == JobStatus.FINISHED
-    assert job.number_of_retries == 3
+    assert job.retries_left == 0  # all three retries were used
+    timeline = [step["status"] for step in load_record(redis_conn, reply["delivery_id"])["timeline"]]
+    assert timeline == ["received", "queued"] + ["running", "retrying"] * 3 + ["running", "succeeded"]
     paths = [path for _, path in lms_calls(sandbox_calls, "coursebox")]
     # The account was created once: a retry resumes after the steps that already succeeded.
     assert paths.count("/sandbox/coursebox/api/wineusers/createAccount") == 1
@@ -100,7 +104,8 @@ def test_lms_rejection_fails_at_once_with_the_lms_reason(client, work, sandbox, 
     work()
     job = job_of(redis_conn, reply)
     assert job.get_status() == JobStatus.FAILED
-    assert not job.number_of_retries
+    assert job.retries_left == 0
+    assert [step["status"] for step in load_record(redis_conn, reply["delivery_id"])["timeline"]][-2:] == ["running", "failed"]
     reason = job.latest_result().exc_string
     assert "coursetoolkit" in reason and "create_user" in reason
     assert "wrong-key" not in reason
@@ -134,7 +139,7 @@ def test_missing_field_fails_the_job_naming_rule_field_and_delivery(tmp_path, se
     finally:
         jobs._context = None
     job = job_of(redis_conn, reply)
-    assert job.get_status() == JobStatus.FAILED and not job.number_of_retries
+    assert job.get_status() == JobStatus.FAILED and job.retries_left == 0
     reason = job.latest_result().exc_string
     assert "rule 'enroll-by-email'" in reason and "field email" in reason and reply["delivery_id"] in reason
     assert lms_calls(sandbox_calls, "coursebox") == []
@@ -177,3 +182,42 @@ def test_rules_reload_without_restart_and_a_broken_edit_keeps_the_last_good_set(
         assert Job.fetch(third.get_json()["jobs"][0], connection=redis_conn).meta["rules_version"] == context.rules.get().version
     finally:
         jobs._context = None
+
+
+def test_deliveries_about_one_person_run_in_arrival_order(client, work, sandbox, sandbox_calls, redis_conn):
+    hired = client.post("/hooks/hr", **hr_post({"event": "employee.hired", "id": "o1", "employee": {"email": "Pat@Example.com"}})).get_json()
+    left = client.post("/hooks/hr", **hr_post({"event": "employee.left", "id": "o2", "employee": {"email": "pat@example.com"}})).get_json()
+    other = client.post("/hooks/hr", **hr_post({"event": "employee.hired", "id": "o3", "employee": {"email": "kim@example.com"}})).get_json()
+    leave_job = job_of(redis_conn, left)
+    assert leave_job.get_status() == JobStatus.DEFERRED
+    assert leave_job.dependency_ids == hired["jobs"]
+    assert job_of(redis_conn, other).get_status() == JobStatus.QUEUED
+    work()
+    assert leave_job.get_status(refresh=True) == JobStatus.FINISHED
+    actions = [(call["body"]["api-action"], call["body"].get("email") or call["body"].get("userid"))
+               for call in sandbox_calls() if "coursetoolkit" in call["path"]]
+    assert actions.index(("createuser", "pat@example.com")) < [a for a, _ in actions].index("removeuser")
+    assert not any(user["email"] == "pat@example.com" for user in state(sandbox)["coursetoolkit"]["users"])
+
+
+def test_a_failed_delivery_does_not_block_the_next_one_about_that_person(client, work, sandbox, redis_conn):
+    fault(sandbox, status=400, count=1, path="coursetoolkit")
+    hired = client.post("/hooks/hr", **hr_post({"event": "employee.hired", "id": "f1", "employee": {"email": "lee@example.com"}})).get_json()
+    left = client.post("/hooks/hr", **hr_post({"event": "employee.left", "id": "f2", "employee": {"email": "lee@example.com"}})).get_json()
+    work()
+    assert job_of(redis_conn, hired).get_status() == JobStatus.FAILED
+    assert job_of(redis_conn, left).get_status() == JobStatus.FINISHED
+
+
+def test_no_retry_once_the_delivery_is_older_than_max_age(client, work, sandbox, redis_conn, app):
+    fault(sandbox, status=503, count=5, path="coursetoolkit")
+    reply = client.post("/hooks/hr", **hr_post({"event": "employee.hired", "id": "m1", "employee": {"email": "old@example.com"}})).get_json()
+    job = job_of(redis_conn, reply)
+    payload = job.args[0]
+    payload["retry"]["max_age"] = 60
+    payload["event"]["received_at"] -= 3600
+    job.args = (payload,)
+    job.save()
+    work()
+    job.refresh()
+    assert job.get_status() == JobStatus.FAILED and job.retries_left == 0
