@@ -9,8 +9,17 @@ from .redis_client import connect, redis_url
 from .settings import Settings
 
 
+# A killed worker's job is found abandoned once its heartbeat lapses (monitoring interval + RQ's 60 s)
+# and a worker's maintenance runs (this interval): about two minutes in all, then RQ retries it.
+JOB_MONITORING_INTERVAL = 30
+MAINTENANCE_INTERVAL = 30
+
+
 class BridgeWorker(Worker):
-    """An RQ worker whose parent process reloads changed rules, so work horses inherit them parsed."""
+    """An RQ worker whose parent process reloads changed rules, so work horses inherit them parsed.
+
+    SIGTERM (a PaaS restarting the dyno) is RQ's warm shutdown: the job in hand is finished first.
+    """
 
     def execute_job(self, job, queue):
         """Refresh the rule set (a cheap stat when nothing changed), then fork and run the job."""
@@ -23,4 +32,6 @@ def run_worker(settings: Settings, burst: bool = False) -> bool:
     jobs.configure(settings).rules.get()
     connection = connect(redis_url(settings))
     queue = Queue(settings.queue_name, connection=connection)
-    return BridgeWorker([queue], connection=connection).work(burst=burst, with_scheduler=True, logging_level="INFO")
+    worker = BridgeWorker([queue], connection=connection, job_monitoring_interval=JOB_MONITORING_INTERVAL,
+                          maintenance_interval=MAINTENANCE_INTERVAL)
+    return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")

@@ -60,3 +60,32 @@ def child_env(**values) -> dict:
 
 
 PYTHON = sys.executable
+
+
+def descendants(pid: int) -> list[int]:
+    """Return the pids of a process's children, grandchildren and so on (RQ's work horses start their own session)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_tree(process: subprocess.Popen) -> str:
+    """SIGKILL a process and every process under it at once, as a PaaS does to a dyno that will not stop."""
+    for pid in [process.pid, *descendants(process.pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return stop(process, sig=signal.SIGKILL)
