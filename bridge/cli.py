@@ -185,6 +185,160 @@ def _print_explanation(explanation) -> None:
                     click.echo(f"        {record.connection}.{record.action} {json.dumps(record.params, default=str)}")
 
 
+def _redis(settings: Settings):
+    """Return a Redis client: $REDIS_URL, else the embedded mode's Redis under the data folder."""
+    from .redis_client import connect
+
+    if settings.redis_url:
+        return connect(settings.redis_url)
+    from .embedded import start_redis
+
+    return start_redis(settings)[0]
+
+
+def _when(text: str | None) -> float | None:
+    """Read a time: ISO 8601 (2026-11-25T10:00), or an age such as 30m, 2h, 7d."""
+    import re
+    import time
+    from datetime import datetime, timezone
+
+    if not text:
+        return None
+    age = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if age:
+        return time.time() - int(age.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[age.group(2)]
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is neither an ISO time nor an age like 30m, 2h, 7d") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _stamp(seconds: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@cli.command(with_appcontext=False)
+@click.option("--status", type=click.Choice(["failed", "retrying", "running", "queued", "succeeded", "unmatched"]))
+@click.option("--source")
+@click.option("--rule")
+@click.option("--connection", "lms", help="An LMS connection name.")
+@click.option("--subject", "--email", "subject", help="Who a delivery is about, usually an email.")
+@click.option("--since", help="ISO time or age (30m, 2h, 7d).")
+@click.option("--until", help="ISO time or age.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def deliveries(status, source, rule, lms, subject, since, until, limit, as_json):
+    """List deliveries, newest first."""
+    import json
+
+    from .history import Filters, find
+
+    filters = Filters(status, source, rule, lms, subject, _when(since), _when(until))
+    found = find(_redis(_settings()), filters, limit=limit)
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    if not found:
+        click.echo("no deliveries match")
+        return
+    click.echo(f"{'received (UTC)':19}  {'status':9}  {'source':12}  {'event':24}  {'rules':30}  id")
+    for item in found:
+        rules = ", ".join(item["matched"]) or "-"
+        click.echo(f"{_stamp(item['received_at'])}  {item['status']:9}  {item['source'][:12]:12}  "
+                   f"{(item['event'] or '-')[:24]:24}  {rules[:30]:30}  {item['id']}")
+
+
+@cli.command(with_appcontext=False)
+@click.argument("delivery_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def show(delivery_id: str, as_json: bool):
+    """Explain one delivery: timeline, rules and why, every LMS request and reply."""
+    import json
+
+    from .history import show as show_delivery
+
+    record = show_delivery(_redis(_settings()), delivery_id)
+    if record is None:
+        click.echo(f"error: no delivery {delivery_id!r} (it may have expired)", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(record, indent=2, default=str))
+        return
+    click.echo(f"delivery {record['id']}: {record['status']}")
+    click.echo(f"  source {record['source']}, event {record['event'] or '-'}, received {_stamp(record['received_at'])} UTC"
+               + (f", {record['duplicates']} duplicate(s) dropped" if record["duplicates"] else "")
+               + (f", replay of {record['replay_of']}" if record.get("replay_of") else ""))
+    click.echo("rules:")
+    for decision in record["decisions"] or [{"rule": "-", "matched": False, "reason": "no rule for this event"}]:
+        click.echo(f"  {'MATCH' if decision['matched'] else 'no   '} {decision['rule']}: {decision['reason']}")
+    click.echo("timeline:")
+    for step in record["timeline"]:
+        rest = {k: v for k, v in step.items() if k not in ("at", "status")}
+        click.echo(f"  {_stamp(step['at'])}  {step['status']:10} {json.dumps(rest) if rest else ''}")
+    click.echo("LMS requests:" if record["attempts"] else "LMS requests: none")
+    for call in record["attempts"]:
+        click.echo(f"  {_stamp(call['at'])}  {call['connection']}  {call['method']} {call['url']} -> {call['status']} ({call['seconds']}s)")
+        click.echo(f"      sent:  {json.dumps(call['request'])}")
+        click.echo(f"      reply: {json.dumps(call['reply'])}")
+
+
+@cli.command(with_appcontext=False)
+@click.argument("ids", nargs=-1)
+@click.option("--all-failed", is_flag=True, help="Every failed job (narrow it with the options below).")
+@click.option("--rule")
+@click.option("--connection", "lms", help="An LMS connection name.")
+@click.option("--since", help="Failed since: ISO time or age (30m, 2h, 7d).")
+@click.option("--until", help="Failed until: ISO time or age.")
+def retry(ids, all_failed, rule, lms, since, until):
+    """Queue failed jobs again: by delivery or job id, or in bulk."""
+    from .errors import NotFound
+    from .recovery import failed_jobs, jobs_of, retry_job
+
+    settings = _settings()
+    connection = _redis(settings)
+    if not ids and not (all_failed or rule or lms or since or until):
+        raise click.UsageError("name deliveries or jobs, or choose failed jobs with --all-failed, --rule, --connection, --since, --until")
+    try:
+        job_ids = [job_id for item in ids for job_id in jobs_of(connection, item)]
+    except NotFound as error:
+        raise click.UsageError(error.message) from None
+    if not ids:
+        job_ids = [job.id for job in failed_jobs(connection, settings, rule, lms, _when(since), _when(until))]
+    if not job_ids:
+        click.echo("no failed jobs match")
+        return
+    for number, job_id in enumerate(job_ids, start=1):
+        click.echo(f"[{number}/{len(job_ids)}] {retry_job(connection, settings, job_id)}")
+
+
+@cli.command(with_appcontext=False)
+@click.argument("delivery_id")
+@click.option("--rules", "directory", type=click.Path(path_type=Path), help="Rules folder (default: $RULES_DIR).")
+def replay(delivery_id: str, directory: Path | None):
+    """Run a stored delivery through the current rules, as a new delivery."""
+    import json
+
+    from .errors import NotFound
+    from .recovery import replay as replay_delivery
+
+    settings = _settings()
+    ruleset = _load(directory)
+    try:
+        outcome = replay_delivery(_redis(settings), settings, ruleset, delivery_id)
+    except NotFound as error:
+        click.echo(f"error: {error.message}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(outcome.to_dict(), indent=2))
+
+
+from .lms.cli import lms as lms_commands  # noqa: E402 - mounted here so that `bridge lms ...` works
+
+cli.add_command(lms_commands)
+
+
 def main() -> None:
     """Run the `bridge` command."""
     cli(prog_name="bridge")

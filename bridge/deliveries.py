@@ -96,7 +96,8 @@ def accept(connection: redis.Redis, settings: Settings, batch: list[tuple[dict, 
     Jobs about the same subject (a person) run in arrival order: each depends, through RQ's
     dependencies, on the previous unfinished job about that subject.
     """
-    keys = [seen_key(event, raw, index) for index, (event, _) in enumerate(batch)]
+    # A replay is asked for on purpose: it is never a duplicate.
+    keys = [None if event.get("replay_of") else seen_key(event, raw, index) for index, (event, _) in enumerate(batch)]
     subjects = [{d.rule.name: subject_of(d.rule, event) for d in decisions if d.matched} for event, decisions in batch]
     subject_keys = sorted({subject_key(s) for found in subjects for s in found.values() if s})
     stored_raw = scrub(raw[:RAW_BODY_CAP].decode("utf-8", "replace"), list(secrets))
@@ -106,8 +107,8 @@ def accept(connection: redis.Redis, settings: Settings, batch: list[tuple[dict, 
             while True:
                 try:
                     # WATCH makes "not seen yet" and "now queued" one step: a racing copy makes EXEC fail and re-read.
-                    pipe.watch(*keys, *subject_keys)
-                    firsts = [pipe.get(key) for key in keys]
+                    pipe.watch(*[key for key in keys if key], *subject_keys)
+                    firsts = [pipe.get(key) if key else None for key in keys]
                     pending = _unfinished_jobs(pipe, subject_keys)
                     pipe.multi()
                     writer = _Writer(pipe, queue, settings, ruleset, list(secrets), stored_raw, len(raw), pending)

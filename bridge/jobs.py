@@ -13,6 +13,7 @@ from rq import get_current_job
 from .actions import run_actions
 from .deliveries import note
 from .errors import BridgeError
+from .exchanges import recorder
 from .lms import ACTIONS, build_connector
 from .retries import RetryPolicy
 from .rules import LiveRules
@@ -34,7 +35,9 @@ class WorkerContext:
         key = (connection.name, repr(sorted(connection.spec.items())))
         if key not in self._connectors:
             timeouts = (self.settings.lms_connect_timeout, self.settings.lms_read_timeout)
-            self._connectors[key] = build_connector(connection.name, connection.spec, redis=redis, timeouts=timeouts)
+            connector = build_connector(connection.name, connection.spec, redis=redis, timeouts=timeouts)
+            connector.session.hooks["response"].append(recorder(connector, self.settings.delivery_ttl))
+            self._connectors[key] = connector
         return self._connectors[key]
 
 

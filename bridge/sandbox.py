@@ -16,6 +16,7 @@ Control endpoints (never recorded, never faulted):
     POST /sandbox/reset      restore the seed data; forget calls, tokens and faults
     GET /sandbox/state       users, courses, enrolments and invitations of both LMSs
     POST /sandbox/faults     {"status": 500, "count": 3}, {"status": 429, "retry_after": 2},
+                             {"drop": true, "count": 2} (close the connection without a reply),
                              {"latency": 0.5}; optional "path" (a substring the call's path must
                              contain) and "body" (raw text to reply instead of the JSON error)
     GET|DELETE /sandbox/faults  show | clear the faults
@@ -27,111 +28,15 @@ from __future__ import annotations
 import copy
 import hmac
 import json
-import secrets
-import threading
+import socket
 import time
-from datetime import datetime, timezone
 from functools import partial
 
 from flask import Blueprint, Flask, Response, g, jsonify, request
 
 from bridge.lms.coursetoolkit import DEFAULTS as COURSETOOLKIT_DEFAULTS
-
-COURSETOOLKIT_API_USER = "sandbox"
-COURSETOOLKIT_API_KEY = "sandbox-key"
-COURSEBOX_EMAIL = "admin@sandbox.test"
-COURSEBOX_PASSWORD = "sandbox-password"
-TOKEN_TTL = 3600.0  # seconds a Coursebox token stays valid unless the state says otherwise
-
-SECRET_FIELDS = {"api-key", "password", "x-access-token"}
-REDACTED = "***"
-
-SEED_TOOLKIT_USERS = [{"userid": "1001", "email": "learner@sandbox.test", "first_name": "Lena", "last_name": "Learner",
-                       "permissions": {"42": "all", "7": ["m1", "m2"]}}]
-SEED_COURSEBOX_USERS = [{"id": 1, "email": COURSEBOX_EMAIL, "firstName": "Sandbox", "lastName": "Admin",
-                         "fullName": "Sandbox Admin", "isAdmin": True}]
-SEED_COURSES = [{"id": 42, "title": "Onboarding"}, {"id": 7, "title": "Food Safety"},
-                {"id": 13, "title": "Customer Service"}]
-SEED_ACTIVITIES = [{"id": 501, "courseId": 42, "title": "Welcome", "content": "<p>Welcome aboard.</p>"},
-                   {"id": 502, "courseId": 42, "title": "Your first week", "content": "<p>What happens when.</p>"}]
-
-
-def now_iso() -> str:
-    """Return the current UTC time as ISO 8601."""
-    return datetime.now(timezone.utc).isoformat()
-
-
-def redact(value):
-    """Return a copy with every secret field's value replaced."""
-    if isinstance(value, dict):
-        return {key: REDACTED if str(key).lower() in SECRET_FIELDS else redact(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [redact(item) for item in value]
-    return value
-
-
-class SandboxState:
-    """Everything the sandbox knows, guarded by one lock."""
-
-    def __init__(self, token_ttl: float = TOKEN_TTL, clock=time.time):
-        self.lock = threading.RLock()
-        self.token_ttl, self.clock = token_ttl, clock
-        self.reset()
-
-    def reset(self) -> None:
-        """Restore the seed data and forget calls, tokens and faults."""
-        with self.lock:
-            self.users = {"coursetoolkit": {u["userid"]: copy.deepcopy(u) for u in SEED_TOOLKIT_USERS},
-                          "coursebox": {str(u["id"]): copy.deepcopy(u) for u in SEED_COURSEBOX_USERS}}
-            self.courses = {str(c["id"]): dict(c) for c in SEED_COURSES}
-            self.activities = {str(a["id"]): dict(a) for a in SEED_ACTIVITIES}
-            self.enrollments: dict[str, list[int]] = {course: [] for course in self.courses}
-            self.invites: list[dict] = []
-            self.tokens: dict[str, float] = {}
-            self.calls: list[dict] = []
-            self.faults: dict = {}
-            self.next_id = {"coursetoolkit": 1002, "coursebox": 101}
-
-    def new_id(self, lms: str) -> int:
-        """Hand out the next user id of an LMS."""
-        with self.lock:
-            self.next_id[lms] += 1
-            return self.next_id[lms] - 1
-
-    def issue_token(self) -> str:
-        """Create a Coursebox token valid for token_ttl seconds."""
-        token = secrets.token_urlsafe(32)
-        with self.lock:
-            self.tokens[token] = self.clock() + self.token_ttl
-        return token
-
-    def token_valid(self, token: str | None) -> bool:
-        """Say whether a token was issued and has not expired."""
-        with self.lock:
-            return token is not None and self.tokens.get(token, float("-inf")) > self.clock()
-
-    def expire_tokens(self) -> None:
-        """Make every token invalid at once."""
-        with self.lock:
-            self.tokens.clear()
-
-    def take_fault(self, path: str) -> tuple[float, dict | None]:
-        """Return the latency to add and the status fault to answer this call with, using one up."""
-        with self.lock:
-            latency, fault = self.faults.get("latency", 0.0), self.faults.get("status")
-            if fault is None or fault["count"] <= 0 or fault.get("path", "") not in path:
-                return latency, None
-            fault["count"] -= 1
-            return latency, dict(fault)
-
-    def snapshot(self) -> dict:
-        """Dump users, courses, enrolments and invitations for assertions."""
-        with self.lock:
-            return copy.deepcopy({
-                "coursetoolkit": {"users": list(self.users["coursetoolkit"].values())},
-                "coursebox": {"users": list(self.users["coursebox"].values()), "courses": list(self.courses.values()),
-                              "enrollments": self.enrollments, "invites": self.invites},
-            })
+from bridge.sandbox_state import (COURSEBOX_EMAIL, COURSEBOX_PASSWORD, COURSETOOLKIT_API_KEY,  # noqa: F401
+                                  COURSETOOLKIT_API_USER, SandboxState, fault_problem, now_iso, redact)
 
 
 def loopback_error(status: int, message: str, code: str | None = None) -> tuple[Response, int]:
@@ -229,7 +134,12 @@ def cb_get_user(state: SandboxState, userid: str):
 
 def cb_update_user(state: SandboxState):
     userid = request.args.get("id", "")
-    attributes = (request.get_json(silent=True) or {}).get("attributes") or {}
+    body = request.get_json(silent=True) or {}
+    attributes = body.get("attributes")
+    if not isinstance(attributes, dict):
+        return loopback_error(400, "attributes must be an object")
+    if "id" in body and str(body["id"]) != userid:
+        return loopback_error(400, f"id {body['id']!r} does not match the id {userid!r} of the query")
     with state.lock:
         user = state.users["coursebox"].get(userid)
         if user is None:
@@ -347,22 +257,10 @@ def expire_tokens(state: SandboxState):
 
 def faults(state: SandboxState):
     spec = request.get_json(silent=True) if request.method == "POST" else {}
-    if not isinstance(spec, dict) or not spec.keys() <= {"status", "count", "retry_after", "latency", "path", "body"}:
-        return jsonify({"error": "expected a JSON object with status, count, retry_after, latency, path, body"}), 400
-    status, count, latency = spec.get("status"), spec.get("count", 1), spec.get("latency")
-    if (status is not None and not (isinstance(status, int) and 100 <= status <= 599)) \
-            or not (isinstance(count, int) and count >= 1) \
-            or (latency is not None and not (isinstance(latency, (int, float)) and latency >= 0)):
-        return jsonify({"error": "status must be an HTTP status, count a positive integer, latency >= 0"}), 400
-    with state.lock:
-        if request.method == "DELETE":
-            state.faults.clear()
-        if latency is not None:
-            state.faults["latency"] = float(latency)
-        if status is not None:
-            state.faults["status"] = {"status": status, "count": count, "path": str(spec.get("path", "")),
-                                      "retry_after": spec.get("retry_after"), "body": spec.get("body")}
-        return jsonify(copy.deepcopy(state.faults))
+    problem = fault_problem(spec)
+    if problem:
+        return jsonify({"error": problem}), 400
+    return jsonify(state.set_faults(spec, clear=request.method == "DELETE"))
 
 
 ROUTES = [  # (rule, methods, view); views named ct_/cb_/lms_ are LMS endpoints: faulted and recorded
@@ -386,6 +284,18 @@ ROUTES = [  # (rule, methods, view); views named ct_/cb_/lms_ are LMS endpoints:
     ("/faults", ["GET", "POST", "DELETE"], faults),
     ("/tokens", ["DELETE"], expire_tokens),
 ]
+
+
+def drop_connection():
+    """Close the client's connection without a reply, as a crashed LMS or a proxy timing out would."""
+    sock = request.environ.get("werkzeug.socket") or request.environ.get("gunicorn.socket")
+    if sock is None:  # the Flask test client has no socket to close
+        return loopback_error(500, "sandbox fault: this server cannot drop a connection")
+    request.get_data(parse_form_data=True)  # read the body while the socket is open, so the call log has it
+    sock.shutdown(socket.SHUT_RDWR)
+    g.sandbox_dropped = True
+    # The server's write of this reply fails on the closed socket; both servers treat that as a client gone.
+    return Response(status=500)
 
 
 def lms_of(view: str) -> str | None:
@@ -414,6 +324,8 @@ def create_sandbox_blueprint(state: SandboxState | None = None) -> Blueprint:
             time.sleep(latency)  # outside the lock, so a slow call does not stall the others
         if fault is not None:
             g.sandbox_fault = True
+            if fault["drop"]:
+                return drop_connection()
             if fault["body"] is not None:
                 response = Response(str(fault["body"]), fault["status"], content_type="text/html; charset=utf-8")
             else:
@@ -438,9 +350,10 @@ def create_sandbox_blueprint(state: SandboxState | None = None) -> Blueprint:
         else:
             body = request.get_data(as_text=True)[:2000] or None
         headers = {name: request.headers[name] for name in ("X-Access-Token", "User-Agent") if name in request.headers}
+        dropped = getattr(g, "sandbox_dropped", False)
         call = {"time": now_iso(), "lms": g.sandbox_lms, "method": request.method, "path": request.path,
                 "query": redact(request.args.to_dict()), "body": redact(body), "headers": redact(headers),
-                "status": response.status_code, "fault": g.sandbox_fault}
+                "status": None if dropped else response.status_code, "fault": g.sandbox_fault, "dropped": dropped}
         with state.lock:
             state.calls.append(call)
         return response

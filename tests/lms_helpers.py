@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import threading
 
@@ -74,17 +75,26 @@ def lms_sandbox(live_sandbox):
 
 
 @pytest.fixture
-def redis14():
-    """Return a client on the emptied Redis test database 14."""
+def redis_name():
+    """Return a connection name no other test (or concurrent test run) uses, so Redis keys never collide."""
+    return f"t-{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def redis14(redis_name):
+    """Return a client on Redis test database 14; the keys of connections named `redis_name` go at the end.
+
+    Never FLUSHDB: other test runs may share this database at the same time.
+    """
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
     try:
         client.ping()
     except redis.exceptions.RedisError as exc:
         client.close()
         pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
-    client.flushdb()
     yield client
-    client.flushdb()
+    for key in client.scan_iter(f"bridge:lms:{redis_name}:*"):
+        client.delete(key)
     client.close()
 
 

@@ -1,12 +1,16 @@
-"""Coursebox connector against the sandbox over real HTTP: actions, tokens, identity map, failures."""
+"""Coursebox connector against the sandbox over real HTTP: a contract test for every operation."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from bridge.lms import LMSAuthError, LMSNotFound, LMSRateLimited, LMSRejected, LMSUnavailable, build_connector
+import pytest
+import requests
+
+from bridge.lms import ACTIONS, LMSNotFound, LMSRejected, build_connector
+from bridge.lms.coursebox import ATTRIBUTES, UPDATE_FIELDS, snake
 from bridge.sandbox import COURSEBOX_EMAIL, COURSEBOX_PASSWORD
-from tests.lms_helpers import closed_port_url, connectors, live_sandbox, lms_sandbox, redis14  # noqa: F401
+from tests.lms_helpers import connectors, live_sandbox, lms_sandbox  # noqa: F401
 
 NAME = "coursebox"
 
@@ -20,14 +24,22 @@ def coursebox(lms_sandbox, connectors):
     return connectors(NAME, spec(lms_sandbox.coursebox_url))
 
 
-@pytest.fixture
-def shared(lms_sandbox, connectors, redis14):
-    """Return a function that builds a connector on Redis db 14, as each RQ work horse would."""
-    return lambda **overrides: connectors(NAME, spec(lms_sandbox.coursebox_url, **overrides), redis=redis14)
+def box_users(sandbox) -> dict:
+    return {user["email"]: user for user in sandbox.snapshot()["coursebox"]["users"]}
 
 
-def logins(sandbox) -> int:
-    return len(sandbox.calls("/auth/login"))
+def made_outside_the_bridge(sandbox, email: str, course: int) -> int:
+    """Create and enrol a user straight through the sandbox's API, as the LMS's own admin screens would."""
+    token = requests.post(f"{sandbox.coursebox_url}/auth/login", timeout=5,
+                          json={"email": COURSEBOX_EMAIL, "password": COURSEBOX_PASSWORD}).json()["token"]["id"]
+    auth = {"X-Access-Token": token}
+    user = {"firstName": "Out", "lastName": "Side", "email": email, "password": "pw-123456"}
+    uid = requests.post(f"{sandbox.coursebox_url}/api/wineusers/createAccount", headers=auth, timeout=5,
+                        json={"data": {"user": user}}).json()["id"]
+    requests.post(f"{sandbox.coursebox_url}/api/Courses/{course}/enrolUser", headers=auth, timeout=5,
+                  json={"id": course, "userId": uid}).raise_for_status()
+    sandbox.control("DELETE", "/calls")
+    return uid
 
 
 def test_create_user_creates_an_account_without_returning_the_password(coursebox, lms_sandbox):
@@ -35,7 +47,7 @@ def test_create_user_creates_an_account_without_returning_the_password(coursebox
 
     assert result["created"] is True and result["email"] == "Ann@Example.com" and result["password_generated"]
     assert "password" not in result
-    [user] = [u for u in lms_sandbox.snapshot()["coursebox"]["users"] if u["email"] == "Ann@Example.com"]
+    user = box_users(lms_sandbox)["Ann@Example.com"]
     assert str(user["id"]) == result["id"] and user["firstName"] == "Ann"
     [call] = lms_sandbox.calls("createAccount")
     assert call["body"]["data"]["user"]["password"] == "***" and call["body"]["data"]["marketingEmails"] is False
@@ -50,79 +62,53 @@ def test_create_user_for_a_known_email_makes_no_second_account(coursebox, lms_sa
     assert len(lms_sandbox.calls("createAccount")) == 1
 
 
-def test_identity_map_and_token_live_in_redis_for_every_work_horse(shared, lms_sandbox, redis14):
-    created = shared().perform("create_user", {"email": "ann@example.com", "password": "chosen-Pa55"})
-    again = shared().perform("create_user", {"email": "ann@example.com"})
-    enrolled = shared().perform("enroll", {"course_id": "42", "email": "Ann@Example.com"})
+def test_create_user_of_an_account_made_elsewhere_says_how_to_teach_the_bridge(coursebox, lms_sandbox):
+    made_outside_the_bridge(lms_sandbox, "out@example.com", 13)
 
-    assert again["created"] is False and again["id"] == created["id"] == enrolled["user_id"]
-    assert created["password_generated"] is False
-    assert redis14.hget(f"bridge:lms:{NAME}:ids", "ann@example.com").decode() == created["id"]
-    assert logins(lms_sandbox) == 1 and len(lms_sandbox.calls("createAccount")) == 1
-    assert 0 < redis14.ttl(f"bridge:lms:{NAME}:token") <= 3600
+    with pytest.raises(LMSRejected, match="Email already exists.*bridge lms learners"):
+        coursebox.perform("create_user", {"email": "out@example.com"})
 
 
-def test_token_ttl_setting_sets_the_redis_expiry(shared, redis14):
-    shared(token_ttl=120).perform("get_user", {"user_id": 1})
+def test_get_user_by_id_and_by_known_email(coursebox, lms_sandbox):
+    by_id = coursebox.perform("get_user", {"user_id": 1})
+    by_email = coursebox.perform("get_user", {"email": COURSEBOX_EMAIL.upper()})
 
-    assert 0 < redis14.ttl(f"bridge:lms:{NAME}:token") <= 120
-
-
-def test_the_token_is_reused_between_calls(coursebox, lms_sandbox):
-    coursebox.perform("get_user", {"user_id": 1})
-    coursebox.perform("get_user", {"user_id": "1"})
-
-    assert logins(lms_sandbox) == 1
-    assert len(lms_sandbox.calls("/api/WineUsers/1")) == 2
+    assert by_id["id"] == by_email["id"] == "1" and by_id["user"]["isAdmin"] is True
+    assert by_email["email"] == COURSEBOX_EMAIL
+    assert [call["path"] for call in lms_sandbox.calls("WineUsers")] == ["/sandbox/coursebox/api/WineUsers/1"] * 2
 
 
-def test_an_expired_token_means_one_new_login(coursebox, lms_sandbox):
-    coursebox.perform("get_user", {"user_id": 1})
-    lms_sandbox.control("DELETE", "/tokens")
+def test_update_user_sends_only_the_attributes_a_rule_sets(coursebox, lms_sandbox):
+    uid = coursebox.perform("create_user", {"email": "dee@example.com"})["id"]
 
-    assert coursebox.perform("get_user", {"user_id": 1})["email"] == COURSEBOX_EMAIL
-    assert logins(lms_sandbox) == 2
-    assert [call["status"] for call in lms_sandbox.calls("/api/WineUsers/1")] == [200, 401, 200]
-
-
-def test_an_expired_token_in_redis_means_one_new_login(shared, lms_sandbox):
-    shared().perform("get_user", {"user_id": 1})
-    lms_sandbox.control("DELETE", "/tokens")
-
-    shared().perform("get_user", {"user_id": 1})
-    shared().perform("get_user", {"user_id": 1})
-    assert logins(lms_sandbox) == 2
+    result = coursebox.perform("update_user", {"email": "DEE@example.com", "title": "Chef", "is_vip_approved": True,
+                                               "zip_code": "", "status": "active", "profile": {"background": "x"}})
+    assert result["updated"] == ["isVIPApproved", "profile", "status", "title"]
+    [call] = lms_sandbox.calls("updateMainAttributes")
+    assert call["query"] == {"id": uid}
+    assert call["body"] == {"id": int(uid), "attributes": {"title": "Chef", "isVIPApproved": True, "status": ["active"],
+                                                            "profile": {"background": "x"}}}
+    stored = box_users(lms_sandbox)["dee@example.com"]
+    assert stored["title"] == "Chef" and stored["isVIPApproved"] is True and "zipCode" not in stored
 
 
-def test_a_token_refused_twice_is_an_auth_error(coursebox, lms_sandbox):
-    lms_sandbox.fault(status=401, count=2, path="/WineUsers/")
-
-    with pytest.raises(LMSAuthError) as caught:
-        coursebox.perform("get_user", {"user_id": 1})
-    assert "fresh from login" in str(caught.value) and not caught.value.retryable
-    assert logins(lms_sandbox) == 2
-
-
-def test_wrong_password_is_an_auth_error_without_the_password(lms_sandbox, connectors):
-    wrong = connectors(NAME, spec(lms_sandbox.coursebox_url, password="wrong-Secret-42"))
-
-    with pytest.raises(LMSAuthError) as caught:
-        wrong.perform("get_user", {"user_id": 1})
-    error = caught.value
-    assert "login failed" in str(error) and "get_user: login" in str(error) and error.http_status == 401
-    assert "wrong-Secret-42" not in str(error) and not error.retryable
-
-
-def test_secrets_echoed_by_the_lms_are_scrubbed(coursebox, lms_sandbox):
-    coursebox.perform("get_user", {"user_id": 1})
-    token = lms_sandbox.state.tokens and next(iter(lms_sandbox.state.tokens))
-    lms_sandbox.fault(status=400, path="createAccount", body=f"bad: {COURSEBOX_PASSWORD} {token} chosen-Pa55")
-
+def test_update_user_refuses_unknown_fields_naming_the_known_ones(coursebox, lms_sandbox):
     with pytest.raises(LMSRejected) as caught:
-        coursebox.perform("create_user", {"email": "a@example.com", "password": "chosen-Pa55"})
+        coursebox.perform("update_user", {"user_id": 1, "titel": "Chef"})
     message = str(caught.value)
-    assert COURSEBOX_PASSWORD not in message and token not in message and "chosen-Pa55" not in message
-    assert message.count("***") == 3
+    assert "needs one of 'realm', 'email_verified', 'full_name', 'first_name', 'last_name', 'title', … (74 in all)" \
+        in message
+    assert "unknown parameter 'titel', did you mean 'title'? (known: " in message and "is_in_active" in message
+    assert message.endswith("; nothing was sent")
+    with pytest.raises(LMSRejected, match=r"needs one of 'realm', .* \(74 in all\)"):
+        coursebox.perform("update_user", {"user_id": 1, "title": ""})
+    assert lms_sandbox.calls() == []
+
+
+def test_every_documented_attribute_has_one_rule_field():
+    assert len(UPDATE_FIELDS) == len(ATTRIBUTES) == 74
+    assert snake("isInActive") == "is_in_active" and snake("isVIP") == "is_vip" and snake("linkedIn") == "linked_in"
+    assert "email" not in UPDATE_FIELDS and "id" not in UPDATE_FIELDS and UPDATE_FIELDS["new_email"] == "newEmail"
 
 
 def test_invite_reaches_the_course(coursebox, lms_sandbox):
@@ -131,6 +117,8 @@ def test_invite_reaches_the_course(coursebox, lms_sandbox):
     assert result["invited"] is True and result["course_id"] == "42"
     [invite] = lms_sandbox.snapshot()["coursebox"]["invites"]
     assert invite["courseId"] == 42 and invite["email"] == "bo@example.com" and invite["firstName"] == "Bo"
+    [call] = lms_sandbox.calls("inviteUserForCourse")
+    assert call["body"]["data"]["courseid"] == 42 and call["body"]["courseId"] == 42
 
 
 def test_enroll_and_unenroll_by_email_and_by_id(coursebox, lms_sandbox):
@@ -150,9 +138,94 @@ def test_enroll_and_unenroll_by_email_and_by_id(coursebox, lms_sandbox):
 
 
 def test_enroll_by_an_unknown_email_is_not_found_without_a_call(coursebox, lms_sandbox):
-    with pytest.raises(LMSNotFound, match="nobody@example.com"):
+    with pytest.raises(LMSNotFound, match="nobody@example.com.*course_learners"):
         coursebox.perform("enroll", {"course_id": "42", "email": "nobody@example.com"})
     assert lms_sandbox.calls() == []
+
+
+def test_list_courses_sends_the_documented_page_options(coursebox, lms_sandbox):
+    courses = coursebox.perform("list_courses", {})["courses"]
+
+    assert {course["title"] for course in courses} == {"Onboarding", "Food Safety", "Customer Service"}
+    assert json.loads(lms_sandbox.calls("findCourses")[0]["query"]["pageOptions"]) == {"my": True}
+    coursebox.perform("list_courses", {"page_options": {"my": False, "page": 2}})
+    assert json.loads(lms_sandbox.calls("findCourses")[1]["query"]["pageOptions"]) == {"my": False, "page": 2}
+
+
+def test_get_course_and_get_activity(coursebox, lms_sandbox):
+    assert coursebox.perform("get_course", {"course_id": 7})["course"]["title"] == "Food Safety"
+    assert lms_sandbox.calls("/findCourse")[0]["query"] == {"id": "7"}
+    activity = coursebox.perform("get_activity", {"activity_id": "501"})
+    assert activity["activity_id"] == "501" and activity["activity"]["courseId"] == 42
+    with pytest.raises(LMSNotFound, match='Unknown "Course" id "99"'):
+        coursebox.perform("get_course", {"course_id": 99})
+    with pytest.raises(LMSNotFound, match='Unknown "Activity" id "9"'):
+        coursebox.perform("get_activity", {"activity_id": 9})
+
+
+def test_course_learners_teach_the_identity_map(coursebox, lms_sandbox):
+    uid = made_outside_the_bridge(lms_sandbox, "Eve@Example.com", 42)
+
+    result = coursebox.perform("course_learners", {"course_id": 42})
+    assert [learner["id"] for learner in result["learners"]] == [uid] and result["remembered"] == 1
+    again = coursebox.perform("create_user", {"email": "eve@example.com"})
+    assert again == {"id": str(uid), "email": "eve@example.com", "created": False}
+    coursebox.perform("remove_user", {"email": "eve@example.com", "mode": "deactivate"})
+    assert box_users(lms_sandbox)["Eve@Example.com"]["isInActive"] is True
+    assert lms_sandbox.calls("createAccount") == []
+
+
+def test_course_admins_use_the_documented_params(coursebox, lms_sandbox):
+    result = coursebox.perform("course_admins", {"course_id": 42})
+
+    assert [admin["email"] for admin in result["admins"]] == [COURSEBOX_EMAIL]
+    [call] = lms_sandbox.calls("getUserForMentio")
+    assert json.loads(call["query"]["params"]) == {"all": True, "ids": "42"}
+
+
+@pytest.mark.parametrize(("mode", "attribute"), [("deactivate", "isInActive"), ("delete", "isDeleted")])
+def test_remove_user_by_flag_keeps_the_account(coursebox, lms_sandbox, mode, attribute):
+    uid = coursebox.perform("create_user", {"email": "fay@example.com"})["id"]
+
+    result = coursebox.perform("remove_user", {"email": "fay@example.com", "mode": mode})
+    assert result["mode"] == mode and result["updated"] == [attribute]
+    assert lms_sandbox.calls("updateMainAttributes")[0]["body"] == {"id": int(uid), "attributes": {attribute: True}}
+    assert box_users(lms_sandbox)["fay@example.com"][attribute] is True
+    assert coursebox.perform("create_user", {"email": "fay@example.com"})["created"] is False
+
+
+def test_remove_user_by_unenrolling_from_given_courses(coursebox, lms_sandbox):
+    uid = coursebox.perform("create_user", {"email": "gus@example.com"})["id"]
+    for course in (42, 7, 13):
+        coursebox.perform("enroll", {"course_id": course, "user_id": uid})
+
+    result = coursebox.perform("remove_user", {"user_id": uid, "mode": "unenroll", "course_ids": "42, 7"})
+    assert result["course_ids"] == ["42", "7"] and [reply["count"] for reply in result["replies"]] == [1, 1]
+    assert lms_sandbox.snapshot()["coursebox"]["enrollments"] == {"42": [], "7": [], "13": [int(uid)]}
+    coursebox.perform("remove_user", {"email": "gus@example.com", "mode": "unenroll", "course_ids": [13]})
+    assert lms_sandbox.snapshot()["coursebox"]["enrollments"]["13"] == []
+    assert "gus@example.com" in box_users(lms_sandbox)
+
+
+@pytest.mark.parametrize(("params", "said"), [
+    ({"user_id": 1, "mode": "unenroll"}, "mode 'unenroll' needs course_ids"),
+    ({"user_id": 1, "mode": "erase"}, "'mode' must be one of 'unenroll', 'deactivate', 'delete', got 'erase'"),
+    ({"user_id": 1}, "missing required parameter 'mode'"),
+    ({"mode": "delete"}, "needs one of 'user_id', 'email'"),
+])
+def test_remove_user_is_refused_before_sending_when_incomplete(coursebox, lms_sandbox, params, said):
+    with pytest.raises(LMSRejected, match=said):
+        coursebox.perform("remove_user", params)
+    assert lms_sandbox.calls() == []
+
+
+def test_rule_checks_leave_templated_choices_to_run_time():
+    remove = ACTIONS["coursebox"]["remove_user"]
+
+    assert remove.problems({"email": "{{ body.email }}", "mode": "{{ body.mode }}"}) == []
+    assert remove.problems({"email": "{{ body.email }}", "mode": "deactivte"}) == [
+        "parameter 'mode' must be one of 'unenroll', 'deactivate', 'delete', got 'deactivte'"]
+    assert remove.problems(["email", "mode"]) == []
 
 
 def test_unknown_course_and_user_are_not_found(coursebox):
@@ -162,47 +235,16 @@ def test_unknown_course_and_user_are_not_found(coursebox):
         coursebox.perform("get_user", {"user_id": "555"})
 
 
-def test_get_user_returns_the_user_and_fills_the_identity_map(coursebox, lms_sandbox):
-    result = coursebox.perform("get_user", {"user_id": 1})
-
-    assert result["id"] == "1" and result["email"] == COURSEBOX_EMAIL and result["user"]["isAdmin"] is True
-    coursebox.perform("enroll", {"course_id": "13", "email": COURSEBOX_EMAIL})
-    assert lms_sandbox.snapshot()["coursebox"]["enrollments"]["13"] == [1]
-
-
 def test_duplicate_account_is_rejected_with_the_lms_text(coursebox):
     with pytest.raises(LMSRejected, match="Email already exists"):
         coursebox.perform("create_user", {"email": COURSEBOX_EMAIL})
 
 
-def test_enroll_needs_an_id_or_an_email(coursebox, lms_sandbox):
-    with pytest.raises(LMSRejected, match="needs one of 'user_id', 'email'"):
-        coursebox.perform("enroll", {"course_id": "42"})
-    assert lms_sandbox.calls() == []
+def test_ping_logs_in_afresh(coursebox, lms_sandbox):
+    coursebox.perform("get_user", {"user_id": 1})
 
-
-def test_server_error_is_retryable_unavailable(coursebox, lms_sandbox):
-    lms_sandbox.fault(status=503, path="enrolUser")
-
-    with pytest.raises(LMSUnavailable) as caught:
-        coursebox.perform("enroll", {"course_id": "42", "user_id": "1"})
-    assert caught.value.retryable and caught.value.http_status == 503
-    assert coursebox.perform("enroll", {"course_id": "42", "user_id": "1"})["enrolled"] is True
-
-
-def test_rate_limit_carries_retry_after(coursebox, lms_sandbox):
-    lms_sandbox.fault(status=429, retry_after=7)
-
-    with pytest.raises(LMSRateLimited) as caught:
-        coursebox.perform("get_user", {"user_id": 1})
-    assert caught.value.retry_after == 7.0 and caught.value.operation == "get_user: login"
-
-
-def test_closed_port_is_unavailable(connectors):
-    coursebox = connectors(NAME, spec(closed_port_url()))
-
-    with pytest.raises(LMSUnavailable, match="cannot reach"):
-        coursebox.perform("get_user", {"user_id": 1})
+    assert coursebox.ping() == {"ok": True, "login": COURSEBOX_EMAIL}
+    assert len(lms_sandbox.calls("/auth/login")) == 2
 
 
 @pytest.mark.parametrize(("change", "said"), [

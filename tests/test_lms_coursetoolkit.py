@@ -16,7 +16,7 @@ from bridge.lms import (ACTIONS, CONNECTION_SCHEMAS, LMSAuthError, LMSError, LMS
 from bridge.lms.base import USER_AGENT, error_class, parse_retry_after
 from bridge.lms.coursetoolkit import parse_permissions
 from bridge.sandbox import COURSETOOLKIT_API_KEY, COURSETOOLKIT_API_USER
-from tests.lms_helpers import closed_port_url, connectors, live_sandbox, lms_sandbox  # noqa: F401
+from tests.lms_helpers import connectors, live_sandbox, lms_sandbox  # noqa: F401
 
 NAME = "toolkit"
 
@@ -61,66 +61,54 @@ def test_get_user_parses_course_permissions(toolkit):
     assert result["permissions_raw"] == "42 all\n7 m1,m2" and result["unparsed_permissions"] == []
 
 
-def test_remove_user_then_get_user_is_rejected_with_the_lms_text(toolkit, lms_sandbox):
+def test_remove_user_then_get_user_is_not_found_with_the_lms_text(toolkit, lms_sandbox):
     assert toolkit.perform("remove_user", {"userid": "1001"})["removed"] is True
     assert users_by_email(lms_sandbox) == {}
 
-    with pytest.raises(LMSRejected) as caught:
+    with pytest.raises(LMSNotFound) as caught:
         toolkit.perform("get_user", {"userid": "1001"})
     assert "User not found" in str(caught.value) and caught.value.operation == "get_user"
 
 
-def test_wrong_api_key_is_rejected_with_the_lms_text_and_no_secret(lms_sandbox, connectors):
-    wrong = connectors(NAME, spec(lms_sandbox.coursetoolkit_url, api_key="not-the-key-123"))
+def test_remove_user_by_an_email_the_bridge_created(toolkit, lms_sandbox):
+    created = toolkit.perform("create_user", {"email": "Kim@Example.com"})
 
-    with pytest.raises(LMSRejected) as caught:
-        wrong.perform("get_user", {"userid": "1001"})
-    error = caught.value
-    assert "Authentication failed" in str(error) and NAME in str(error) and "get_user" in str(error)
-    assert "not-the-key-123" not in str(error) and not error.retryable
-
-
-def test_an_lms_reply_that_echoes_the_key_is_scrubbed(toolkit, lms_sandbox):
-    lms_sandbox.fault(status=400, body=f"bad request: api-key={COURSETOOLKIT_API_KEY}")
-
-    with pytest.raises(LMSRejected) as caught:
-        toolkit.perform("get_user", {"userid": "1001"})
-    assert COURSETOOLKIT_API_KEY not in str(caught.value) and "***" in str(caught.value)
+    assert toolkit.perform("remove_user", {"email": "kim@example.com"}) == {
+        "id": created["id"], "email": "kim@example.com", "removed": True, "reply": {"userid": created["id"]}}
+    assert [call["body"]["api-action"] for call in lms_sandbox.calls()] == ["createuser", "removeuser"]
+    assert toolkit.identities.get("kim@example.com") is None
 
 
-def test_server_error_is_retryable_unavailable(toolkit, lms_sandbox):
-    lms_sandbox.fault(status=500, count=1)
+def test_remove_user_by_an_unknown_email_gets_the_id_from_create_if_not_exists(toolkit, lms_sandbox):
+    result = toolkit.perform("remove_user", {"email": "learner@sandbox.test"})
 
-    with pytest.raises(LMSUnavailable) as caught:
-        toolkit.perform("get_user", {"userid": "1001"})
-    assert caught.value.retryable and caught.value.http_status == 500 and caught.value.status == 502
-    assert toolkit.perform("get_user", {"userid": "1001"})["id"] == "1001"
+    assert result["id"] == "1001" and users_by_email(lms_sandbox) == {}
+    assert [call["body"]["api-action"] for call in lms_sandbox.calls()] == ["createuser", "removeuser"]
 
 
-def test_rate_limit_carries_retry_after(toolkit, lms_sandbox):
-    lms_sandbox.fault(status=429, retry_after=2)
+def test_remove_user_by_an_email_whose_remembered_id_is_stale(toolkit, lms_sandbox):
+    toolkit.perform("create_user", {"email": "lou@example.com"})
+    toolkit.identities.remember("lou@example.com", "9999")  # as if removed and re-created outside the bridge
+    lms_sandbox.control("DELETE", "/calls")
 
-    with pytest.raises(LMSRateLimited) as caught:
-        toolkit.perform("get_user", {"userid": "1001"})
-    assert caught.value.retryable and caught.value.retry_after == 2.0
-    assert caught.value.to_dict()["retry_after"] == 2.0
-
-
-def test_closed_port_is_unavailable(connectors):
-    toolkit = connectors(NAME, spec(closed_port_url("/api")))
-
-    with pytest.raises(LMSUnavailable) as caught:
-        toolkit.perform("get_user", {"userid": "1001"})
-    assert caught.value.retryable and "cannot reach 127.0.0.1" in str(caught.value)
+    result = toolkit.perform("remove_user", {"email": "lou@example.com"})
+    assert result["removed"] is True and result["id"] != "9999"
+    assert "lou@example.com" not in users_by_email(lms_sandbox)
+    assert [call["body"]["api-action"] for call in lms_sandbox.calls()] == ["removeuser", "createuser", "removeuser"]
 
 
-def test_slow_lms_times_out_as_unavailable(lms_sandbox, connectors):
-    toolkit = connectors(NAME, spec(lms_sandbox.coursetoolkit_url), timeouts=(1.0, 0.2))
-    lms_sandbox.fault(latency=0.5)
+def test_get_user_by_a_known_email_only(toolkit, lms_sandbox):
+    toolkit.perform("get_user", {"userid": "1001"})
 
-    with pytest.raises(LMSUnavailable) as caught:
-        toolkit.perform("get_user", {"userid": "1001"})
-    assert "in time" in str(caught.value)
+    assert toolkit.perform("get_user", {"email": "LEARNER@sandbox.test"})["courses"]["42"] == "all"
+    with pytest.raises(LMSNotFound, match="no coursetoolkit user id is known for 'new@example.com'"):
+        toolkit.perform("get_user", {"email": "new@example.com"})
+    assert [call["body"]["api-action"] for call in lms_sandbox.calls()] == ["getuser", "getuser"]
+
+
+def test_ping_probes_with_a_userid_nobody_has(toolkit, lms_sandbox):
+    assert toolkit.ping() == {"ok": True, "said": "response 4: User not found: '0'"}
+    assert lms_sandbox.calls()[0]["body"]["userid"] == "0"
 
 
 def test_a_web_page_instead_of_json_is_rejected(toolkit, lms_sandbox):
@@ -140,8 +128,8 @@ def test_action_names_can_be_overridden(lms_sandbox, connectors):
 
 @pytest.mark.parametrize(("action", "params", "said"), [
     ("enroll", {"userid": "1"}, "unknown action"),
-    ("get_user", {}, "missing required parameter 'userid'"),
-    ("remove_user", {"userid": ""}, "missing required parameter 'userid'"),
+    ("get_user", {}, "needs one of 'userid', 'email'"),
+    ("remove_user", {"userid": ""}, "needs one of 'userid', 'email'"),
     ("get_user", {"userid": "1", "course": "2"}, "unknown parameter 'course'"),
     ("create_user", {"email": "a@b.c", "api-key": "x"}, "'api-key' is set by the connector"),
 ])
@@ -183,6 +171,9 @@ def test_good_specs_pass_the_schema_and_the_defaults_apply(connectors):
     assert toolkit.url == "https://www.coursetoolkit.com/api" and toolkit.timeouts == (1.0, 2.0)
     assert CONNECTION_SCHEMAS["coursetoolkit"]["additionalProperties"] is False
     assert set(ACTIONS["coursetoolkit"]) == {"create_user", "remove_user", "get_user"}
+    assert set(ACTIONS["coursebox"]) == {
+        "create_user", "get_user", "update_user", "invite", "enroll", "unenroll", "remove_user", "list_courses",
+        "get_course", "get_activity", "course_learners", "course_admins"}
 
 
 def test_permission_lines_parse_with_oddities_kept_aside():

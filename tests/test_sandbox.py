@@ -94,6 +94,10 @@ def test_every_coursebox_endpoint(client):
     updated = client.post(f"{BOX}/api/WineUsers/updateMainAttributes?id={uid}", headers=auth,
                           json={"id": uid, "attributes": {"title": "Chef", "password": "ignored"}}).get_json()
     assert updated["title"] == "Chef" and "password" not in updated
+    assert client.post(f"{BOX}/api/WineUsers/updateMainAttributes?id={uid}", headers=auth,
+                       json={"id": 1, "attributes": {"title": "x"}}).status_code == 400
+    assert client.post(f"{BOX}/api/WineUsers/updateMainAttributes?id=999", headers=auth,
+                       json={"attributes": {"title": "x"}}).status_code == 404
 
     invite = {"data": {"firstName": "Fay", "lastName": "", "courseid": 7, "email": "fay@example.com"},
               "courseId": 7, "title": "", "body": ""}
@@ -179,6 +183,30 @@ def test_faults_can_be_cleared_and_bad_ones_are_refused(client):
     assert client.post("/sandbox/faults", json={"status": 1000}).status_code == 400
     assert client.post("/sandbox/faults", json={"count": 0, "status": 500}).status_code == 400
     assert client.post("/sandbox/faults", json={"stauts": 500}).status_code == 400
+    assert client.post("/sandbox/faults", json={"status": 500, "drop": True}).status_code == 400
+    assert client.post("/sandbox/faults", json={"drop": "yes"}).status_code == 400
+
+
+def test_drop_closes_the_connection_without_a_reply_over_http(lms_sandbox):
+    lms_sandbox.fault(drop=True, count=2, path="/coursebox/")
+
+    assert requests.post(lms_sandbox.coursetoolkit_url, data={"api-user": "x"}, timeout=5).status_code == 200
+    with requests.Session() as session:
+        for _ in range(2):
+            with pytest.raises(requests.ConnectionError, match="without response"):
+                session.post(f"{lms_sandbox.coursebox_url}/auth/login", json={"email": "e"}, timeout=5)
+        assert session.post(f"{lms_sandbox.coursebox_url}/auth/login", json={}, timeout=5).status_code == 401
+    calls = lms_sandbox.calls()
+    assert [(c["status"], c["fault"], c["dropped"]) for c in calls] == [
+        (200, False, False), (None, True, True), (None, True, True), (401, False, False)]
+    assert calls[1]["body"] == {"email": "e"}
+
+
+def test_drop_without_a_socket_says_it_cannot(client):
+    client.post("/sandbox/faults", json={"drop": True})
+
+    response = client.post(TOOLKIT, data={})
+    assert response.status_code == 500 and "cannot drop" in response.get_json()["error"]["message"]
 
 
 def test_latency_slows_lms_calls_over_http(lms_sandbox):

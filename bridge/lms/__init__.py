@@ -1,5 +1,13 @@
 """LMS connectors: build one from a connection spec, then `perform(action, params)`.
 
+    base.py           action and spec checks, one HTTP session, HTTP status -> error class
+    coursetoolkit.py  Course Toolkit (form POSTs, `response` 0 or an error)
+    coursebox.py      Coursebox (JSON behind a login token)
+    tokens.py         the login token every worker shares, renewed under a short lock
+    identity.py       email -> LMS user id, per connection
+    store.py          Redis (shared by workers) or memory, under tokens and identities
+    cli.py            `bridge lms`: ping, courses, user, learners
+
 Nothing here imports Flask: RQ work horses import this package.
 """
 

@@ -1,12 +1,12 @@
-"""The shared LMS client: spec checks, one HTTP session, status-to-error mapping and a small store."""
+"""The shared LMS client: action and spec checks, one HTTP session, status-to-error mapping."""
 
 from __future__ import annotations
 
+import difflib
 import email.utils
+import hashlib
 import importlib.metadata
 import logging
-import threading
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -14,11 +14,12 @@ from urllib.parse import quote_plus, urlsplit
 
 import jsonschema
 import requests
-from redis.exceptions import RedisError
+from urllib3.exceptions import ProtocolError
 
-from bridge.errors import QueueUnavailable
 from bridge.lms.errors import (LMSAuthError, LMSError, LMSNotFound, LMSRateLimited, LMSRejected,
                                LMSUnavailable)
+from bridge.lms.identity import IdentityMap
+from bridge.lms.store import make_store
 
 log = logging.getLogger("bridge.lms")
 
@@ -41,20 +42,36 @@ class ActionSpec:
     any_of: tuple[tuple[str, ...], ...] = ()
     extra_fields: bool = False  # unknown parameters are passed on to the LMS instead of refused
     reserved: tuple[str, ...] = ()  # names the connector sets itself and a rule may never override
+    choices: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (name, allowed values) of closed-choice parameters
 
     def problems(self, params: Mapping | Iterable[str]) -> list[str]:
         """List what is wrong with these parameters (names alone are checked for presence only)."""
         values = params if isinstance(params, Mapping) else dict.fromkeys(params, "?")
         present = {name for name, value in values.items() if value not in (None, "")}
-        found = [f"missing required parameter {name!r}" for name in self.required if name not in present]
-        found += [f"needs one of {', '.join(map(repr, group))}" for group in self.any_of
-                  if not present.intersection(group)]
+        given = params if isinstance(params, Mapping) else {}
+        found = [f"parameter {name!r} must be one of {', '.join(map(repr, allowed))}, got {given[name]!r}"
+                 for name, allowed in self.choices if given.get(name) not in (None, "")
+                 and not is_template(given[name]) and str(given[name]) not in allowed]
+        found += [f"missing required parameter {name!r}" for name in self.required if name not in present]
+        found += [f"needs one of {', '.join(map(repr, group[:6]))}{f', … ({len(group)} in all)' if group[6:] else ''}"
+                  for group in self.any_of if not present.intersection(group)]
         found += [f"parameter {name!r} is set by the connector" for name in values if name in self.reserved]
         if not self.extra_fields:
             known = set(self.required) | set(self.optional)
-            found += [f"unknown parameter {name!r} (known: {', '.join(sorted(known))})"
+            found += [f"unknown parameter {name!r}{did_you_mean(name, known)} (known: {', '.join(sorted(known))})"
                       for name in values if name not in known]
         return found
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """Suggest the closest known name to a misspelt one, if any is close."""
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    return f", did you mean {close[0]!r}?" if close else ""
+
+
+def is_template(value) -> bool:
+    """Say whether a value is still an unrendered template (rule files are checked before rendering)."""
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
 def connection_schema(lms_type: str, properties: dict, required: Iterable[str]) -> dict:
@@ -137,6 +154,22 @@ def find_value(reply, paths: Iterable[str]):
     return None
 
 
+def find_list(reply, paths: Iterable[str]) -> list:
+    """Return the first list found at one of these dotted paths ("" is the reply itself), else []."""
+    for path in paths:
+        node = reply
+        for part in filter(None, path.split(".")):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if isinstance(node, list):
+            return node
+    return []
+
+
+def digest(*parts) -> str:
+    """Return a short stable fingerprint of some settings, for store keys that must change with them."""
+    return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:12]
+
+
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
     """Replace every secret (and its form-encoded spelling) in a text."""
     for secret in secrets:
@@ -172,75 +205,6 @@ def lms_message(response: requests.Response) -> str:
     return text[:200] + ("…" if len(text) > 200 else "") if text else (response.reason or "no body")
 
 
-class MemoryStore:
-    """Keep tokens and ids for as long as the connector lives (no Redis given)."""
-
-    def __init__(self, clock=time.monotonic):
-        self._clock, self._lock = clock, threading.Lock()
-        self._values: dict[str, tuple[str, float]] = {}
-        self._hashes: dict[str, dict[str, str]] = {}
-
-    def get(self, key: str) -> str | None:
-        """Return a value unless it has expired."""
-        with self._lock:
-            value, expires = self._values.get(key, (None, 0.0))
-            return value if value is not None and self._clock() < expires else None
-
-    def set(self, key: str, value: str, ttl: float) -> None:
-        """Store a value for `ttl` seconds."""
-        with self._lock:
-            self._values[key] = (value, self._clock() + ttl)
-
-    def delete(self, key: str) -> None:
-        """Forget a value."""
-        with self._lock:
-            self._values.pop(key, None)
-
-    def hget(self, name: str, field: str) -> str | None:
-        """Read one field of a hash."""
-        with self._lock:
-            return self._hashes.get(name, {}).get(field)
-
-    def hset(self, name: str, field: str, value: str) -> None:
-        """Write one field of a hash."""
-        with self._lock:
-            self._hashes.setdefault(name, {})[field] = value
-
-
-class RedisStore:
-    """Keep tokens and ids in Redis so every RQ work horse shares them."""
-
-    def __init__(self, client):
-        self._client = client
-
-    def _run(self, what: str, call, *args):
-        try:
-            value = call(*args)
-        except RedisError as exc:
-            raise QueueUnavailable(f"Redis failed while the LMS connector {what}: {type(exc).__name__}") from exc
-        return value.decode() if isinstance(value, bytes) else value
-
-    def get(self, key: str) -> str | None:
-        """Return a value unless it has expired."""
-        return self._run("read a cache key", self._client.get, key)
-
-    def set(self, key: str, value: str, ttl: float) -> None:
-        """Store a value for `ttl` seconds."""
-        self._run("wrote a cache key", lambda: self._client.set(key, value, ex=max(1, int(ttl))))
-
-    def delete(self, key: str) -> None:
-        """Forget a value."""
-        self._run("deleted a cache key", self._client.delete, key)
-
-    def hget(self, name: str, field: str) -> str | None:
-        """Read one field of a hash."""
-        return self._run("read the identity map", self._client.hget, name, field)
-
-    def hset(self, name: str, field: str, value: str) -> None:
-        """Write one field of a hash."""
-        self._run("wrote the identity map", self._client.hset, name, field, value)
-
-
 class Connector:
     """One configured LMS connection: validates its spec, performs actions, maps failures to errors."""
 
@@ -249,13 +213,17 @@ class Connector:
     schema: dict = {}
     defaults: dict = {}
     secret_keys: tuple[str, ...] = ()
+    id_param = "user_id"  # the parameter that names a user by the LMS's id
+    learns_ids_from = ""  # where else than create_user and get_user the identity map is filled
 
     def __init__(self, name: str, spec: Mapping, redis=None, timeouts=None):
         validate_spec(name, spec, self.schema, self.secret_keys)
         self.name, self.spec = name, dict(spec)
         self.url = str(spec.get("url") or self.defaults["url"]).rstrip("/")
         self.timeouts = resolve_timeouts(name, spec.get("timeout"), timeouts)
-        self.store = RedisStore(redis) if redis is not None else MemoryStore()
+        self.store = make_store(redis)
+        # Keyed by the url too: ids learnt from a staging LMS must never name users of the real one.
+        self.identities = IdentityMap(self.store, f"bridge:lms:{name}:{digest(self.url)}:ids")
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
 
@@ -282,6 +250,21 @@ class Connector:
             raise self.error(LMSRejected, action, "; ".join(problems) + "; nothing was sent")
         return getattr(self, f"do_{action}")({key: value for key, value in params.items() if value is not None})
 
+    def ping(self) -> dict:
+        """Check that the LMS answers and accepts the credentials; raise the LMSError that says why not."""
+        raise NotImplementedError
+
+    def user_id(self, operation: str, params: Mapping) -> str:
+        """Return the id a rule gave, or the one the identity map holds for its email."""
+        if params.get(self.id_param) not in (None, ""):
+            return str(params[self.id_param])
+        found = self.identities.get(params["email"])
+        if found is None:
+            raise self.error(LMSNotFound, operation, f"no {self.type} user id is known for {params['email']!r}: "
+                             "the bridge learns ids from create_user and get_user replies"
+                             f"{self.learns_ids_from}; or pass {self.id_param}")
+        return found
+
     def secrets(self) -> list[str]:
         """Return every secret that must never appear in an error message."""
         return [str(self.spec[key]) for key in self.secret_keys if self.spec.get(key)]
@@ -305,9 +288,13 @@ class Connector:
                       f"{self.timeouts[0]:g}s connect, {self.timeouts[1]:g}s read)")
             raise self.error(LMSUnavailable, operation, detail, secrets) from exc
         except requests.ConnectionError as exc:
-            # urllib3 buries the useful part ("Connection refused") behind an object repr.
-            reason = getattr(exc.args[0], "reason", exc) if exc.args else exc
-            detail = f"cannot reach {host}: {str(reason).split('>: ')[-1]}"
+            cause = exc.args[0] if exc.args else exc
+            if isinstance(cause, ProtocolError):
+                # Connected, sent, and no reply: the LMS may have acted on it before the line went down.
+                detail = f"{host} closed the connection without a reply ({cause.args[-1]})"
+            else:
+                # urllib3 buries the useful part ("Connection refused") behind an object repr.
+                detail = f"cannot reach {host}: {str(getattr(cause, 'reason', exc)).split('>: ')[-1]}"
             raise self.error(LMSUnavailable, operation, detail, secrets) from exc
         except requests.RequestException as exc:
             detail = f"request to {host} failed: {type(exc).__name__}"

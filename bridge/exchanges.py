@@ -1,0 +1,81 @@
+"""Record every LMS request and reply a job makes, with secrets taken out, in its delivery's history."""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import parse_qsl, urlsplit
+
+from .deliveries import ATTEMPTS_KEY, REDACTED, scrub
+
+SECRET_WORDS = ("password", "secret", "token", "api-key", "api_key", "apikey", "authorization", "cookie")
+BODY_CAP = 4096
+
+
+def _is_secret(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in SECRET_WORDS)
+
+
+def redact(value, secrets: list[str]):
+    """Return a copy of decoded data with secret-looking fields and known secret values replaced."""
+    if isinstance(value, dict):
+        return {key: REDACTED if _is_secret(str(key)) else redact(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact(item, secrets) for item in value]
+    if isinstance(value, str):
+        return scrub(value, secrets)
+    return value
+
+
+def _decoded(body, content_type: str):
+    if body in (None, b"", ""):
+        return None
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    if "json" in content_type:
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+    if "x-www-form-urlencoded" in content_type:
+        return dict(parse_qsl(text, keep_blank_values=True))
+    return text[:BODY_CAP]
+
+
+def describe(response, secrets: list[str], elapsed: float) -> dict:
+    """Describe one HTTP exchange of a connector: method, URL, request and reply, redacted."""
+    request = response.request
+    url = urlsplit(request.url)
+    query = {key: (REDACTED if _is_secret(key) else value) for key, value in parse_qsl(url.query)}
+    return {
+        "at": time.time(),
+        "method": request.method,
+        "url": scrub(f"{url.scheme}://{url.netloc}{url.path}", secrets),
+        "query": redact(query, secrets),
+        "request": redact(_decoded(request.body, request.headers.get("Content-Type", "")), secrets),
+        "status": response.status_code,
+        "reply": redact(_decoded(response.content[:BODY_CAP * 4], response.headers.get("Content-Type", "")), secrets),
+        "seconds": round(elapsed, 3),
+    }
+
+
+def recorder(connector, store_ttl: int):
+    """Return a requests response hook that appends each exchange to the current job's delivery."""
+
+    def hook(response, *args, **kwargs):
+        from rq import get_current_job
+
+        job = get_current_job()
+        delivery = job.meta.get("delivery_id") if job else None
+        if not delivery:
+            return response
+        entry = describe(response, connector.secrets(), response.elapsed.total_seconds())
+        entry.update(job=job.id, connection=connector.name)
+        key = ATTEMPTS_KEY.format(delivery)
+        with job.connection.pipeline(transaction=False) as pipe:
+            pipe.rpush(key, json.dumps(entry, default=str))
+            pipe.expire(key, store_ttl)
+            pipe.execute()
+        return response
+
+    return hook

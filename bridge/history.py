@@ -1,0 +1,112 @@
+"""Find deliveries and explain them: status, timeline, decisions and every LMS exchange."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import redis
+
+from .deliveries import ATTEMPTS_KEY, INDEX_KEY, RECORD_KEY, load_record
+
+# A delivery's status is its jobs' worst: one failed job makes the delivery failed.
+PRECEDENCE = ("failed", "retrying", "running", "queued", "succeeded")
+STATUSES = (*PRECEDENCE, "unmatched")
+PAGE = 200
+
+
+def delivery_status(record: dict) -> str:
+    """Return a delivery's status from its jobs' statuses."""
+    statuses = {value for key, value in record.items() if key.startswith("job:")}
+    if not statuses:
+        return "unmatched"
+    for status in PRECEDENCE:
+        if status in statuses:
+            return status
+    return "queued"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What to look for in the delivery history; None means any."""
+
+    status: str | None = None
+    source: str | None = None
+    rule: str | None = None
+    connection: str | None = None
+    subject: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+    def __post_init__(self):
+        if self.status is not None and self.status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {self.status!r}")
+
+    def keep(self, record: dict) -> bool:
+        """Tell whether a record passes every filter."""
+        matched = [d["rule"] for d in record["decisions"] if d["matched"]]
+        return ((self.status is None or record["status"] == self.status)
+                and (self.source is None or record["source"] == self.source)
+                and (self.rule is None or self.rule in matched)
+                and (self.connection is None or self.connection in (record.get("connections") or []))
+                and (self.subject is None or self.subject.strip().lower() in (record.get("subjects") or [])))
+
+
+def find(connection: redis.Redis, filters: Filters, limit: int = 50, scan_limit: int = 10_000) -> list[dict]:
+    """Return up to `limit` deliveries that pass the filters, newest first, reading at most `scan_limit` records."""
+    found: list[dict] = []
+    high = "+inf" if filters.until is None else filters.until
+    low = "-inf" if filters.since is None else filters.since
+    offset = 0
+    while len(found) < limit and offset < scan_limit:
+        ids = connection.zrevrangebyscore(INDEX_KEY, high, low, start=offset, num=PAGE)
+        if not ids:
+            break
+        offset += len(ids)
+        with connection.pipeline(transaction=False) as pipe:
+            for delivery_id in ids:
+                pipe.hgetall(RECORD_KEY.format(delivery_id.decode()))
+            raws = pipe.execute()
+        for delivery_id, raw in zip(ids, raws):
+            if not raw:
+                continue  # expired between the index and the record
+            record = summary(delivery_id.decode(), raw)
+            if filters.keep(record):
+                found.append(record)
+                if len(found) == limit:
+                    break
+    return found
+
+
+def summary(delivery_id: str, raw: dict) -> dict:
+    """Return the short form of a stored record, as listings show it."""
+    fields = {key.decode(): value.decode("utf-8", "replace") for key, value in raw.items()}
+    decisions = json.loads(fields.get("decisions") or "[]")
+    return {
+        "id": delivery_id,
+        "received_at": float(fields.get("received_at", 0)),
+        "source": fields.get("source", ""),
+        "event": fields.get("event", ""),
+        "status": delivery_status(fields),
+        "decisions": decisions,
+        "matched": [d["rule"] for d in decisions if d["matched"]],
+        "jobs": json.loads(fields.get("jobs") or "[]"),
+        "subjects": json.loads(fields.get("subjects") or "[]"),
+        "connections": json.loads(fields.get("connections") or "[]"),
+        "duplicates": int(fields.get("duplicates") or 0),
+        "replay_of": fields.get("replay_of") or None,
+    }
+
+
+def show(connection: redis.Redis, delivery_id: str) -> dict | None:
+    """Return everything known about one delivery, or None."""
+    record = load_record(connection, delivery_id)
+    if record is None:
+        return None
+    record["status"] = delivery_status({key: value for key, value in record.items() if key.startswith("job:")})
+    record["attempts"] = [json.loads(item) for item in connection.lrange(ATTEMPTS_KEY.format(delivery_id), 0, -1)]
+    record["job_status"] = {key[4:]: value for key, value in record.items() if key.startswith("job:")}
+    for key in list(record):
+        if key.startswith("job:"):
+            del record[key]
+    return record

@@ -1,0 +1,133 @@
+"""Where connectors keep tokens, login locks and identity maps: Redis when given, else process memory."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from redis.exceptions import RedisError
+
+from bridge.errors import QueueUnavailable
+
+# Delete a lock only if it still holds our value: an expired lock may already belong to another worker.
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+class MemoryStore:
+    """Keep values for as long as the connector lives (no Redis given)."""
+
+    def __init__(self, clock=time.monotonic):
+        self._clock, self._lock = clock, threading.Lock()
+        self._values: dict[str, tuple[str, float]] = {}
+        self._hashes: dict[str, dict[str, str]] = {}
+
+    def _live(self, key: str) -> str | None:
+        value, expires = self._values.get(key, (None, 0.0))
+        return value if value is not None and self._clock() < expires else None
+
+    def get(self, key: str) -> str | None:
+        """Return a value unless it has expired."""
+        with self._lock:
+            return self._live(key)
+
+    def set(self, key: str, value: str, ttl: float) -> None:
+        """Store a value for `ttl` seconds."""
+        with self._lock:
+            self._values[key] = (value, self._clock() + ttl)
+
+    def add(self, key: str, value: str, ttl: float) -> bool:
+        """Store a value for `ttl` seconds unless the key holds one; say whether it was stored."""
+        with self._lock:
+            if self._live(key) is not None:
+                return False
+            self._values[key] = (value, self._clock() + ttl)
+            return True
+
+    def release(self, key: str, value: str) -> None:
+        """Delete a key if it still holds this value."""
+        with self._lock:
+            if self._live(key) == value:
+                del self._values[key]
+
+    def hget(self, name: str, field: str) -> str | None:
+        """Read one field of a hash."""
+        with self._lock:
+            return self._hashes.get(name, {}).get(field)
+
+    def hset(self, name: str, values: Mapping[str, str]) -> None:
+        """Write fields of a hash."""
+        with self._lock:
+            self._hashes.setdefault(name, {}).update(values)
+
+    def hdel(self, name: str, field: str) -> None:
+        """Delete one field of a hash."""
+        with self._lock:
+            self._hashes.get(name, {}).pop(field, None)
+
+
+class RedisStore:
+    """Keep values in Redis so every RQ work horse (and `bridge lms`) shares them."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def _run(self, what: str, call, *args, **kwargs):
+        try:
+            value = call(*args, **kwargs)
+        except RedisError as exc:
+            raise QueueUnavailable(f"Redis failed while the LMS connector {what}: {type(exc).__name__}") from exc
+        return value.decode() if isinstance(value, bytes) else value
+
+    def get(self, key: str) -> str | None:
+        """Return a value unless it has expired."""
+        return self._run("read a cache key", self._client.get, key)
+
+    def set(self, key: str, value: str, ttl: float) -> None:
+        """Store a value for `ttl` seconds."""
+        self._run("wrote a cache key", self._client.set, key, value, px=max(1, int(ttl * 1000)))
+
+    def add(self, key: str, value: str, ttl: float) -> bool:
+        """Store a value for `ttl` seconds unless the key holds one; say whether it was stored."""
+        return bool(self._run("took a lock", self._client.set, key, value, nx=True, px=max(1, int(ttl * 1000))))
+
+    def release(self, key: str, value: str) -> None:
+        """Delete a key if it still holds this value."""
+        self._run("released a lock", self._client.eval, _RELEASE, 1, key, value)
+
+    def hget(self, name: str, field: str) -> str | None:
+        """Read one field of a hash."""
+        return self._run("read the identity map", self._client.hget, name, field)
+
+    def hset(self, name: str, values: Mapping[str, str]) -> None:
+        """Write fields of a hash."""
+        if values:
+            self._run("wrote the identity map", self._client.hset, name, mapping=dict(values))
+
+    def hdel(self, name: str, field: str) -> None:
+        """Delete one field of a hash."""
+        self._run("wrote the identity map", self._client.hdel, name, field)
+
+
+def make_store(redis=None) -> MemoryStore | RedisStore:
+    """Return a store on this Redis client, or one in memory when there is none."""
+    return RedisStore(redis) if redis is not None else MemoryStore()
+
+
+@contextmanager
+def locked(store, key: str, ttl: float, poll: float = 0.05, sleep=time.sleep) -> Iterator[None]:
+    """Hold a lock of the store, waiting while another worker holds it; it ends after `ttl` seconds regardless.
+
+    `ttl` must outlast the work done under the lock: a worker that dies holding it blocks the others that long.
+    """
+    if ttl <= 0:
+        raise ValueError(f"lock ttl must be positive, got {ttl!r}")
+    nonce = secrets.token_hex(8)
+    while not store.add(key, nonce, ttl):
+        sleep(poll)
+    try:
+        yield
+    finally:
+        store.release(key, nonce)

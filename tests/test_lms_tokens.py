@@ -1,0 +1,203 @@
+"""Coursebox tokens and the identity map: shared through Redis, one login per connection, never a stampede."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from bridge.lms import LMSAuthError
+from bridge.lms.store import MemoryStore, locked
+from bridge.lms.tokens import SharedToken
+from bridge.sandbox import COURSEBOX_EMAIL, COURSEBOX_PASSWORD
+from tests.lms_helpers import connectors, live_sandbox, lms_sandbox, redis14, redis_name  # noqa: F401
+
+NAME = "coursebox"
+
+
+def spec(url: str, **overrides) -> dict:
+    return {"type": "coursebox", "url": url, "email": COURSEBOX_EMAIL, "password": COURSEBOX_PASSWORD, **overrides}
+
+
+@pytest.fixture
+def coursebox(lms_sandbox, connectors):
+    return connectors(NAME, spec(lms_sandbox.coursebox_url))
+
+
+@pytest.fixture
+def shared(lms_sandbox, connectors, redis14, redis_name):
+    """Return a function that builds a connector on Redis db 14, as each RQ work horse would."""
+    return lambda **overrides: connectors(redis_name, {**spec(lms_sandbox.coursebox_url), **overrides}, redis=redis14)
+
+
+@pytest.fixture
+def short_tokens(live_sandbox, lms_sandbox, monkeypatch):
+    """Make the sandbox hand out tokens that live one second."""
+    monkeypatch.setattr(live_sandbox.state, "token_ttl", 1.0)
+    return lms_sandbox
+
+
+def logins(sandbox) -> int:
+    return len(sandbox.calls("/auth/login"))
+
+
+def test_identity_map_and_token_live_in_redis_for_every_work_horse(shared, lms_sandbox, redis14):
+    created = shared().perform("create_user", {"email": "ann@example.com", "password": "chosen-Pa55"})
+    again = shared().perform("create_user", {"email": "ann@example.com"})
+    enrolled = shared().perform("enroll", {"course_id": "42", "email": "Ann@Example.com"})
+
+    assert again["created"] is False and again["id"] == created["id"] == enrolled["user_id"]
+    assert created["password_generated"] is False
+    connector = shared()
+    assert redis14.hget(connector.identities.key, "ann@example.com").decode() == created["id"]
+    assert logins(lms_sandbox) == 1 and len(lms_sandbox.calls("createAccount")) == 1
+    assert 0 < redis14.ttl(connector.token.key) <= 3600
+
+
+def test_store_keys_change_with_the_url_and_the_login(shared, redis_name):
+    one, other_site, other_login = shared(), shared(url="http://elsewhere.test"), shared(email="b@sandbox.test")
+
+    assert one.identities.key.startswith(f"bridge:lms:{redis_name}:") and one.identities.key.endswith(":ids")
+    assert one.identities.key != other_site.identities.key and one.identities.key == other_login.identities.key
+    assert len({one.token.key, other_site.token.key, other_login.token.key}) == 3
+
+
+def test_token_ttl_setting_sets_the_redis_expiry(shared, redis14):
+    connector = shared(token_ttl=120)
+    connector.perform("get_user", {"user_id": 1})
+
+    assert 0 < redis14.ttl(connector.token.key) <= 120
+
+
+def test_a_shorter_ttl_in_the_login_reply_wins(shared, short_tokens, redis14):
+    connector = shared()
+    connector.perform("get_user", {"user_id": 1})
+    assert 0 < redis14.pttl(connector.token.key) <= 1000
+
+    time.sleep(1.1)
+    connector.perform("get_user", {"user_id": 1})
+    assert logins(short_tokens) == 2
+    assert [call["status"] for call in short_tokens.calls("/WineUsers/1")] == [200, 200]  # no 401 on the way
+
+
+def test_the_token_is_reused_between_calls(coursebox, lms_sandbox):
+    coursebox.perform("get_user", {"user_id": 1})
+    coursebox.perform("get_user", {"user_id": "1"})
+
+    assert logins(lms_sandbox) == 1
+    assert len(lms_sandbox.calls("/api/WineUsers/1")) == 2
+
+
+def test_a_token_expired_mid_run_means_one_new_login(coursebox, lms_sandbox):
+    coursebox.perform("get_user", {"user_id": 1})
+    lms_sandbox.control("DELETE", "/tokens")
+
+    assert coursebox.perform("get_user", {"user_id": 1})["email"] == COURSEBOX_EMAIL
+    coursebox.perform("list_courses", {})
+    assert logins(lms_sandbox) == 2
+    assert [call["status"] for call in lms_sandbox.calls("/api/WineUsers/1")] == [200, 401, 200]
+
+
+def test_an_expired_token_in_redis_means_one_new_login(shared, lms_sandbox):
+    shared().perform("get_user", {"user_id": 1})
+    lms_sandbox.control("DELETE", "/tokens")
+
+    shared().perform("get_user", {"user_id": 1})
+    shared().perform("get_user", {"user_id": 1})
+    assert logins(lms_sandbox) == 2
+
+
+def run_together(count: int, work) -> list:
+    """Run work(i) in `count` threads released at once; return results or exceptions."""
+    results: list = [None] * count
+    start = threading.Barrier(count)
+
+    def run(index: int):
+        start.wait()
+        try:
+            results[index] = work(index)
+        except Exception as exc:  # noqa: BLE001 - handed back to the test
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+def test_concurrent_workers_share_one_login(shared, lms_sandbox):
+    workers = [shared() for _ in range(8)]
+    lms_sandbox.fault(latency=0.2)  # a slow login is when a stampede would happen
+
+    results = run_together(8, lambda index: workers[index].perform("get_user", {"user_id": 1})["id"])
+    assert results == ["1"] * 8 and logins(lms_sandbox) == 1
+
+
+def test_concurrent_workers_refused_the_same_token_log_in_once_again(shared, lms_sandbox):
+    workers = [shared() for _ in range(6)]
+    workers[0].perform("get_user", {"user_id": 1})
+    lms_sandbox.control("DELETE", "/tokens")
+    lms_sandbox.fault(latency=0.1)
+
+    results = run_together(6, lambda index: workers[index].perform("get_user", {"user_id": 1})["id"])
+    assert results == ["1"] * 6 and logins(lms_sandbox) == 2
+
+
+def test_a_refused_login_releases_the_lock_for_the_next_worker(shared, lms_sandbox, redis14):
+    wrong = shared(password="wrong-Secret-42")
+
+    for _ in range(2):
+        with pytest.raises(LMSAuthError, match="login failed"):
+            wrong.perform("get_user", {"user_id": 1})
+    assert redis14.get(wrong.token.lock_key) is None and logins(lms_sandbox) == 2
+
+
+def test_a_token_refused_twice_is_an_auth_error(coursebox, lms_sandbox):
+    lms_sandbox.fault(status=401, count=2, path="/WineUsers/")
+
+    with pytest.raises(LMSAuthError) as caught:
+        coursebox.perform("get_user", {"user_id": 1})
+    assert "even with a new token" in str(caught.value) and not caught.value.retryable
+    assert logins(lms_sandbox) == 2
+
+
+def test_concurrent_purchases_by_one_buyer_make_one_account(shared, lms_sandbox):
+    workers = [shared() for _ in range(5)]
+    lms_sandbox.fault(latency=0.1)
+
+    results = run_together(5, lambda index: workers[index].perform("create_user", {"email": "max@example.com"}))
+    assert sorted(result["created"] for result in results) == [False] * 4 + [True]
+    assert len({result["id"] for result in results}) == 1 and len(lms_sandbox.calls("createAccount")) == 1
+
+
+def test_a_waiting_worker_takes_the_token_the_lock_holder_stored():
+    store, logins_made = MemoryStore(), []
+
+    def holder_finishes(seconds):
+        store.set("k", "T2", 60)
+        store.release("k:lock", "holder")
+
+    token = SharedToken(store, "k", lock_ttl=5, sleep=holder_finishes)
+    store.add(token.lock_key, "holder", 5)
+    assert token.get(lambda: logins_made.append(1) or ("mine", 60)) == "T2" and logins_made == []
+
+
+def test_a_lock_left_by_a_dead_worker_expires():
+    now = [0.0]
+    store = MemoryStore(clock=lambda: now[0])
+    with locked(store, "lock", 5, sleep=lambda seconds: now.__setitem__(0, now[0] + 1)):
+        pass
+    store.add("lock", "dead-worker", 5)
+
+    with locked(store, "lock", 5, sleep=lambda seconds: now.__setitem__(0, now[0] + 1)):
+        assert now[0] == 5.0 and store.get("lock") not in (None, "dead-worker")
+    assert store.get("lock") is None
+
+
+def test_lock_ttl_must_be_positive():
+    with pytest.raises(ValueError, match="lock ttl must be positive, got 0"):
+        with locked(MemoryStore(), "lock", 0):
+            pass
