@@ -16,9 +16,16 @@ import jsonschema
 import requests
 from urllib3.exceptions import ProtocolError
 
-from bridge.lms.errors import (LMSAuthError, LMSError, LMSNotFound, LMSRateLimited, LMSRejected,
-                               LMSUnavailable)
+from bridge.lms.errors import (
+    LMSAuthError,
+    LMSError,
+    LMSNotFound,
+    LMSRateLimited,
+    LMSRejected,
+    LMSUnavailable,
+)
 from bridge.lms.identity import IdentityMap
+from bridge.lms.limits import LimitReached, Limits
 from bridge.lms.store import make_store
 
 log = logging.getLogger("bridge.lms")
@@ -83,6 +90,15 @@ def connection_schema(lms_type: str, properties: dict, required: Iterable[str]) 
             "type": {"const": lms_type},
             "url": {"type": "string", "pattern": "^https?://"},
             "timeout": {"oneOf": [positive, {"type": "array", "items": positive, "minItems": 2, "maxItems": 2}]},
+            "concurrency": {"type": "integer", "minimum": 1, "description": "at most this many requests in flight, all workers together"},
+            "rate_limit": {"type": "object", "required": ["requests", "per"], "additionalProperties": False,
+                           "description": "at most `requests` requests every `per` seconds, all workers together",
+                           "properties": {"requests": {"type": "integer", "minimum": 1}, "per": positive}},
+            "retry": {"type": "object", "additionalProperties": False,
+                      "description": "retry policy of jobs whose first action uses this connection (a rule's retry wins)",
+                      "properties": {"attempts": {"type": "integer", "minimum": 0},
+                                     "intervals": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+                                     "max_age": {"type": "integer", "minimum": 1}}},
             **properties,
         },
         "required": ["type", *required],
@@ -226,6 +242,9 @@ class Connector:
         self.identities = IdentityMap(self.store, f"bridge:lms:{name}:{digest(self.url)}:ids")
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
+        # A lease longer than any request can take, so a slot held by a killed worker frees itself.
+        self.limits = Limits(name, spec.get("concurrency"), spec.get("rate_limit"), redis,
+                             lease=sum(self.timeouts) + 10)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.url}>"
@@ -282,7 +301,11 @@ class Connector:
         """
         host, secrets = urlsplit(url).netloc, tuple(secrets)
         try:
-            response = self.session.request(method, url, timeout=self.timeouts, **kwargs)
+            with self.limits.slot():
+                response = self.session.request(method, url, timeout=self.timeouts, **kwargs)
+        except LimitReached as exc:
+            # Nothing was sent: the job is retried later instead of getting the bridge throttled or banned.
+            raise self.error(LMSRateLimited, operation, f"{exc}; nothing was sent", retry_after=exc.retry_after) from None
         except requests.Timeout as exc:
             detail = (f"no reply from {host} in time ({type(exc).__name__}; timeouts "
                       f"{self.timeouts[0]:g}s connect, {self.timeouts[1]:g}s read)")
