@@ -221,3 +221,14 @@ def test_no_retry_once_the_delivery_is_older_than_max_age(client, work, sandbox,
     work()
     job.refresh()
     assert job.get_status() == JobStatus.FAILED and job.retries_left == 0
+
+
+def test_an_lms_that_fails_and_throttles_for_a_while_gets_everything_done(client, work, sandbox, sandbox_calls, redis_conn):
+    fault(sandbox, status=500, count=6)
+    replies = [client.post("/hooks/shop", **woo_post({**ORDER, "id": 2000 + n, "billing": {"email": f"b{n}@example.com"}})).get_json()
+               for n in range(5)]
+    fault(sandbox, status=429, count=4)
+    work()
+    assert [job_of(redis_conn, reply).get_status() for reply in replies] == [JobStatus.FINISHED] * 5
+    assert sorted(state(sandbox)["coursebox"]["enrollments"]["42"]) == sorted(
+        int(Job.fetch(reply["jobs"][0], connection=redis_conn).meta["steps"]["0"]["id"]) for reply in replies)

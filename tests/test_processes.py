@@ -69,27 +69,42 @@ def test_procfile_web_line_serves_under_gunicorn(redis_url, redis_conn, lms_env)
 
 
 @pytest.mark.skipif(not shutil.which("redis-server"), reason="needs a redis-server binary to stop and start")
-def test_redis_stopped_means_503_and_nothing_accepted(tmp_path, settings_overrides, lms_env):
+def test_redis_stopped_means_503_and_no_accepted_delivery_is_lost(tmp_path, settings_overrides, lms_env, sandbox, sandbox_calls):
+    from rq import Queue, SimpleWorker
+
+    from bridge import jobs
+
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
 
     def start_redis():
-        process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+        # Persistence on, as the README asks of a production Redis: what was acknowledged survives a restart.
+        process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                    "--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
         wait_for(lambda: redis.Redis.from_url(url).ping(), what="redis-server")
         return process
 
     server = start_redis()
-    client = create_app({**settings_overrides, "redis_url": url}, env=lms_env).test_client()
+    app = create_app({**settings_overrides, "redis_url": url}, env=lms_env)
+    client = app.test_client()
     try:
-        assert client.post("/hooks/shop", **woo_post(ORDER)).status_code == 202
+        accepted = client.post("/hooks/shop", **woo_post(ORDER))
+        assert accepted.status_code == 202
         server.terminate()
         server.wait()
-        response = client.post("/hooks/shop", **woo_post(ORDER))
+        response = client.post("/hooks/shop", **woo_post({**ORDER, "id": 8}))
         assert response.status_code == 503 and response.headers["Retry-After"]
         assert "delivery_id" not in response.get_json()
         server = start_redis()
-        assert client.post("/hooks/shop", **woo_post(ORDER)).status_code == 202
+        # The sender retries the 503 once Redis is back; the delivery acknowledged before the outage is still queued.
+        assert client.post("/hooks/shop", **woo_post({**ORDER, "id": 8})).status_code == 202
+        connection = redis.Redis.from_url(url)
+        assert accepted.get_json()["jobs"][0] in Queue("bridge", connection=connection).get_job_ids()
+        jobs.configure(app.extensions["bridge"].settings, env=lms_env)
+        SimpleWorker([Queue("bridge", connection=connection)], connection=connection).work(burst=True)
+        assert len([c for c in sandbox_calls() if c["path"].endswith("/enrolUser")]) == 2
     finally:
+        jobs._context = None
         server.terminate()
         server.wait()
 
