@@ -11,16 +11,22 @@ def create_app(config: dict | None = None, env: dict | None = None):
     from flask import Flask
 
     from . import health, webhooks
+    from .logs import configure_logging
     from .runtime import Runtime
     from .settings import Settings
 
     settings = Settings.from_env(env).with_overrides(config or {})
+    configure_logging(settings.log_level, settings.log_format)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     app.extensions["bridge"] = Runtime(settings, env=env)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(webhooks.blueprint)
+    if settings.admin_token:
+        from .admin import blueprint as admin_blueprint
+
+        app.register_blueprint(admin_blueprint)
     if settings.sandbox:
         from .sandbox import create_sandbox_blueprint
 

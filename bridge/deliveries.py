@@ -12,6 +12,7 @@ import redis
 from rq import Callback, Queue
 from rq.job import Dependency, Job, JobStatus
 
+from . import metrics
 from .engine import Decision, job_payload, subject_of
 from .errors import QueueUnavailable
 from .retries import RetryPolicy
@@ -157,6 +158,8 @@ class _Writer:
         if first is not None:
             first_id = first.decode()
             pipe.hincrby(RECORD_KEY.format(first_id), "duplicates", 1)
+            metrics.count(pipe, "bridge_deliveries_total", source=event["source"], outcome="duplicate")
+            metrics.count(pipe, "bridge_duplicates_total", source=event["source"])
             return Outcome(delivery_id, event["source"], event["event"], duplicate_of=first_id)
         stored = redact_event(event, self.secrets)
         matched = [decision for decision in decisions if decision.matched]
@@ -196,6 +199,9 @@ class _Writer:
         pipe.expire(timeline_key, settings.delivery_ttl)
         pipe.zadd(INDEX_KEY, {delivery_id: now})
         pipe.zremrangebyscore(INDEX_KEY, "-inf", now - settings.delivery_ttl)
+        metrics.count(pipe, "bridge_deliveries_total", source=event["source"], outcome="queued" if job_ids else "unmatched")
+        for decision in matched:
+            metrics.count(pipe, "bridge_rule_matches_total", rule=decision.rule.name)
         return Outcome(delivery_id, event["source"], event["event"], [d.rule.name for d in matched], job_ids, decided)
 
     def _enqueue(self, decision: Decision, job_id: str, event: dict, subject: str | None) -> None:

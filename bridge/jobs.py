@@ -10,6 +10,7 @@ import time
 
 from rq import get_current_job
 
+from . import metrics
 from .actions import run_actions
 from .deliveries import note
 from .errors import BridgeError
@@ -37,6 +38,8 @@ class WorkerContext:
             timeouts = (self.settings.lms_connect_timeout, self.settings.lms_read_timeout)
             connector = build_connector(connection.name, connection.spec, redis=redis, timeouts=timeouts)
             connector.session.hooks["response"].append(recorder(connector, self.settings.delivery_ttl))
+            connector.observer = lambda operation, seconds: metrics.observe(
+                redis, "bridge_lms_call_seconds", seconds, connection=connection.name, operation=operation)
             self._connectors[key] = connector
         return self._connectors[key]
 
@@ -68,6 +71,8 @@ def run_rule(payload: dict):
         _plan_retry(job, ctx, payload, error)
         raise
     note(job.connection, payload["delivery_id"], job.id, "succeeded", attempt=attempt, rule=payload["rule"])
+    metrics.count(job.connection, "bridge_jobs_total", rule=payload["rule"], outcome="succeeded")
+    log.info("job succeeded", extra={"delivery_id": payload["delivery_id"], "job_id": job.id, "rule": payload["rule"], "attempt": attempt})
     return {"rule": payload["rule"], "delivery_id": payload["delivery_id"], "steps": run.steps}
 
 
@@ -79,8 +84,11 @@ def _run(job, ctx: WorkerContext, payload: dict):
         connection = ruleset.connections.get(action["connection"])
         if connection is None:
             raise BridgeError(f"{label}: connection {action['connection']!r} is no longer declared in the rule files")
+        started = time.monotonic()
         result = ctx.connector(connection, job.connection).perform(action["action"], params)
-        log.info("%s: done", label)
+        log.info("step done", extra={"delivery_id": payload["delivery_id"], "job_id": job.id, "rule": payload["rule"],
+                                     "connection": connection.name, "action": action["action"],
+                                     "seconds": round(time.monotonic() - started, 3)})
         return result
 
     def check(action: dict, params: dict) -> list[str]:
@@ -119,3 +127,8 @@ def on_failure(job, connection, kind, error, traceback) -> None:
     if retrying:
         detail["retry_in"] = (job.retry_intervals or [0])[0]
     note(connection, delivery, job.id, "retrying" if retrying else "failed", **detail)
+    metrics.count(connection, "bridge_jobs_total", rule=job.meta.get("rule", ""), outcome="retried" if retrying else "failed")
+    if retrying:
+        metrics.count(connection, "bridge_retries_total", rule=job.meta.get("rule", ""))
+    log.log(logging.WARNING if retrying else logging.ERROR, "job %s", "will be retried" if retrying else "failed",
+            extra={"delivery_id": delivery, "job_id": job.id, **detail})

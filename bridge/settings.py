@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
@@ -46,6 +46,25 @@ def _intervals(env: dict, name: str, default: tuple[int, ...]) -> tuple[int, ...
     return values
 
 
+def _choice(env: dict, name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {env.get(name)!r}")
+    return raw
+
+
+def _token(env: dict, name: str, shortest: int = 16) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    # The token is all that guards the admin API on a public URL: refuse one that could be guessed.
+    if len(raw) < shortest:
+        raise ValueError(f"{name} must be at least {shortest} characters (try `openssl rand -hex 32`), got {len(raw)}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the bridge can be told from outside its rule files."""
@@ -67,6 +86,15 @@ class Settings:
     lms_read_timeout: float = 30.0
     sandbox: bool = False
     rules_check_seconds: float = 1.0
+    log_level: str = "info"
+    log_format: str = "auto"
+    # Unset means the admin API is off: no token that could leak, no endpoint that could be guessed.
+    admin_token: str | None = field(default=None, repr=False)
+    # RQ's idle worker heartbeats every worker_ttl - 15 s (405 s) and its key lives worker_ttl + 60 s (480 s).
+    ready_worker_seconds: int = 480
+    # "required" unless the Redis add-on's certificate cannot be verified (Heroku's are self-signed).
+    redis_tls_verify: str = "required"
+    redis_tls_ca_file: Path | None = None
 
     @property
     def retry_max(self) -> int:
@@ -93,6 +121,12 @@ class Settings:
             lms_read_timeout=_float(env, "BRIDGE_LMS_READ_TIMEOUT", 30.0),
             sandbox=env.get("BRIDGE_SANDBOX", "").lower() in ("1", "true", "yes", "on"),
             rules_check_seconds=_float(env, "BRIDGE_RULES_CHECK_SECONDS", 1.0),
+            log_level=_choice(env, "BRIDGE_LOG_LEVEL", ("debug", "info", "warning", "error"), "info"),
+            log_format=_choice(env, "BRIDGE_LOG_FORMAT", ("auto", "json", "text"), "auto"),
+            admin_token=_token(env, "BRIDGE_ADMIN_TOKEN"),
+            ready_worker_seconds=_int(env, "BRIDGE_READY_WORKER_SECONDS", 480),
+            redis_tls_verify=_choice(env, "BRIDGE_REDIS_TLS_VERIFY", ("required", "none"), "required"),
+            redis_tls_ca_file=Path(env["BRIDGE_REDIS_TLS_CA_FILE"]) if env.get("BRIDGE_REDIS_TLS_CA_FILE") else None,
         )
 
     def with_overrides(self, overrides: dict) -> Settings:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
+import redis
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .bodies import decode_body
 from .deliveries import accept, new_delivery_id
 from .engine import decide_all
-from .errors import BridgeError, ConfigErrors, NotFound
+from . import metrics
+from .errors import BadRequest, BridgeError, ConfigErrors, NotFound, Unauthorized
 from .signatures import secrets_of
 from .sources import PRESETS, Inbound
 
 blueprint = Blueprint("webhooks", __name__)
+log = logging.getLogger("bridge.webhooks")
 
 
 def _runtime():
@@ -48,12 +52,21 @@ def receive(name: str):
     ruleset, source = _source(name)
     runtime = _runtime()
     raw = request.get_data(cache=True)
-    body = decode_body(raw, request.content_type)
+    try:
+        body = decode_body(raw, request.content_type)
+    except BadRequest as error:
+        _refused(runtime, name, "invalid", error)
+        raise
     inbound = Inbound.of(request.method, called_url(), request.headers, raw, body)
     preset = PRESETS[source.type]
     if preset.ping(inbound, source.options):
+        log.info("URL check answered", extra={"source": name})
         return jsonify(source=name, ping=True, message="URL check answered; nothing queued"), 200
-    preset.verify(inbound, source.options, time.time())
+    try:
+        preset.verify(inbound, source.options, time.time())
+    except Unauthorized as error:
+        _refused(runtime, name, "unauthorized", error)
+        raise
     batch = []
     for found in preset.events(inbound, source.options):
         event = {
@@ -71,10 +84,25 @@ def receive(name: str):
         return jsonify(source=name, deliveries=[], message="the body holds no events; nothing queued"), 200
     secrets = secrets_of(source.options.get("secret")) + secrets_of(source.options.get("password"))
     outcomes = accept(runtime.redis, runtime.settings, batch, raw, ruleset, secrets)
+    for outcome in outcomes:
+        log.info("delivery %s", "duplicate" if outcome.duplicate_of else "queued" if outcome.matched else "unmatched",
+                 extra={"delivery_id": outcome.duplicate_of or outcome.delivery_id, "source": name, "event": outcome.event,
+                        "rules": outcome.matched, "jobs": outcome.jobs})
     status = 200 if all(outcome.duplicate_of for outcome in outcomes) else 202
     if len(outcomes) == 1:
         return jsonify(outcomes[0].to_dict()), status
     return jsonify(source=name, deliveries=[outcome.to_dict() for outcome in outcomes]), status
+
+
+def _refused(runtime, source: str, outcome: str, error: BridgeError) -> None:
+    """Count and log a webhook refused before anything was stored (the count is best effort)."""
+    log.warning("webhook refused: %s", error.message, extra={"source": source, "status": error.status})
+    try:
+        metrics.count(runtime.redis, "bridge_deliveries_total", source=source, outcome=outcome)
+        if outcome == "unauthorized":
+            metrics.count(runtime.redis, "bridge_signature_failures_total", source=source)
+    except redis.RedisError:
+        pass
 
 
 def register_error_handlers(app) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rq import Queue, Worker
 
 from . import jobs
+from .logs import configure_logging
 from .redis_client import connect, redis_url
 from .settings import Settings
 
@@ -29,9 +30,10 @@ class BridgeWorker(Worker):
 
 def run_worker(settings: Settings, burst: bool = False) -> bool:
     """Run a worker on the bridge's queue, with RQ's scheduler so that delayed retries fire."""
+    configure_logging(settings.log_level, settings.log_format)
     jobs.configure(settings).rules.get()
     connection = connect(redis_url(settings))
     queue = Queue(settings.queue_name, connection=connection)
     worker = BridgeWorker([queue], connection=connection, job_monitoring_interval=JOB_MONITORING_INTERVAL,
                           maintenance_interval=MAINTENANCE_INTERVAL)
-    return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+    return worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())

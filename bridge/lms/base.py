@@ -7,6 +7,7 @@ import email.utils
 import hashlib
 import importlib.metadata
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -243,6 +244,7 @@ class Connector:
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         # A lease longer than any request can take, so a slot held by a killed worker frees itself.
+        self.observer = None  # called with (operation, seconds) after each reply, for metrics
         self.limits = Limits(name, spec.get("concurrency"), spec.get("rate_limit"), redis,
                              lease=sum(self.timeouts) + 10)
 
@@ -300,9 +302,12 @@ class Connector:
         `secrets` are values this request carries (a new user's password) that an error must not repeat.
         """
         host, secrets = urlsplit(url).netloc, tuple(secrets)
+        started = time.monotonic()
         try:
             with self.limits.slot():
                 response = self.session.request(method, url, timeout=self.timeouts, **kwargs)
+            if self.observer:
+                self.observer(operation, time.monotonic() - started)
         except LimitReached as exc:
             # Nothing was sent: the job is retried later instead of getting the bridge throttled or banned.
             raise self.error(LMSRateLimited, operation, f"{exc}; nothing was sent", retry_after=exc.retry_after) from None

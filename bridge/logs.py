@@ -1,0 +1,60 @@
+"""Logging: one JSON line per event for log drains, or readable lines on a terminal; never a secret."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+# Attributes every LogRecord has; anything else was passed with `extra=` and belongs in the JSON line.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+SECRET_WORDS = ("password", "secret", "token", "api_key", "api-key", "authorization")
+
+
+def _fields(record: logging.LogRecord) -> dict:
+    return {key: ("[redacted]" if any(word in key.lower() for word in SECRET_WORDS) else value)
+            for key, value in vars(record).items() if key not in _STANDARD and not key.startswith("_")}
+
+
+class JSONFormatter(logging.Formatter):
+    """Format a record as one JSON object per line, with its `extra=` fields (delivery_id, rule, ...)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            **_fields(record),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """Format a record for people: time, level, message, then the fields as key=value."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = " ".join(f"{key}={value}" for key, value in _fields(record).items())
+        text = f"{time.strftime('%H:%M:%S', time.localtime(record.created))} {record.levelname:<7} {record.getMessage()}"
+        text = f"{text}  {fields}" if fields else text
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def configure_logging(level: str = "INFO", fmt: str = "auto", stream=None) -> None:
+    """Send every log line (the bridge's, RQ's, gunicorn's errors) through one handler on stderr."""
+    stream = stream or sys.stderr
+    if fmt == "auto":
+        fmt = "text" if stream.isatty() else "json"
+    if fmt not in ("json", "text"):
+        raise ValueError(f"log format must be json, text or auto, got {fmt!r}")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JSONFormatter() if fmt == "json" else TextFormatter())
+    handler._bridge = True
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if not getattr(h, "_bridge", False)] + [handler]
+    root.setLevel(level.upper())

@@ -1,0 +1,106 @@
+"""Prometheus metrics kept in Redis, so that every gunicorn worker and every RQ worker adds to the same numbers."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import redis
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+
+COUNTERS_KEY = "bridge:metrics:counters"
+HISTOGRAMS_KEY = "bridge:metrics:histograms"
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+# name -> (help, label names); every counter the bridge keeps.
+COUNTERS = {
+    "bridge_deliveries_total": ("Webhook deliveries by source and outcome.", ("source", "outcome")),
+    "bridge_signature_failures_total": ("Webhooks refused because they did not prove their sender.", ("source",)),
+    "bridge_duplicates_total": ("Deliveries dropped as duplicates of an earlier one.", ("source",)),
+    "bridge_rule_matches_total": ("Rules that matched a delivery.", ("rule",)),
+    "bridge_jobs_total": ("Job tries by rule and outcome (succeeded, retried, failed).", ("rule", "outcome")),
+    "bridge_retries_total": ("Job retries planned, by rule.", ("rule",)),
+}
+HISTOGRAMS = {
+    "bridge_lms_call_seconds": ("LMS call latency by connection and operation.", ("connection", "operation")),
+}
+
+
+def _field(name: str, labels: dict) -> str:
+    return json.dumps([name, *(str(labels[label]) for label in COUNTERS.get(name, HISTOGRAMS.get(name, ("", ())))[1])])
+
+
+def count(conn, name: str, amount: int = 1, **labels) -> None:
+    """Add to a counter; `conn` may be a pipeline, so the count commits with what it counts."""
+    conn.hincrby(COUNTERS_KEY, _field(name, labels), amount)
+
+
+def observe(conn, name: str, seconds: float, **labels) -> None:
+    """Add one observation to a histogram (cumulative buckets, sum and count), in one round trip."""
+    field = _field(name, labels)
+    with conn.pipeline(transaction=False) as pipe:
+        for bucket in (*LATENCY_BUCKETS, float("inf")):
+            if seconds <= bucket:
+                pipe.hincrby(HISTOGRAMS_KEY, f"{field}|{bucket}", 1)
+        pipe.hincrbyfloat(HISTOGRAMS_KEY, f"{field}|sum", seconds)
+        pipe.execute()
+
+
+class RedisCollector(Collector):
+    """Read the counters, histograms and queue state from Redis at scrape time."""
+
+    def __init__(self, connection: redis.Redis, queue_name: str):
+        self.connection, self.queue_name = connection, queue_name
+
+    def collect(self):
+        """Yield every metric family."""
+        from rq import Queue, Worker
+        from rq.registry import FailedJobRegistry
+
+        counters = {name: CounterMetricFamily(name.removesuffix("_total"), text, labels=labels)
+                    for name, (text, labels) in COUNTERS.items()}
+        for field, value in self.connection.hgetall(COUNTERS_KEY).items():
+            name, *values = json.loads(field)
+            if name in counters:
+                counters[name].add_metric(values, float(value))
+        yield from counters.values()
+        yield from self._histograms()
+        queue = Queue(self.queue_name, connection=self.connection)
+        depth = GaugeMetricFamily("bridge_queue_depth", "Jobs waiting in the queue.")
+        depth.add_metric([], queue.count)
+        yield depth
+        oldest = GaugeMetricFamily("bridge_queue_oldest_job_age_seconds", "Age of the oldest waiting job (0 when none).")
+        first = queue.get_job_ids(0, 1)
+        job = queue.fetch_job(first[0]) if first else None
+        oldest.add_metric([], max(0.0, time.time() - job.enqueued_at.timestamp()) if job and job.enqueued_at else 0.0)
+        yield oldest
+        failed = GaugeMetricFamily("bridge_failed_jobs", "Jobs in RQ's failed job registry.")
+        failed.add_metric([], FailedJobRegistry(self.queue_name, connection=self.connection).count)
+        yield failed
+        workers = GaugeMetricFamily("bridge_workers", "RQ workers alive on the queue.")
+        workers.add_metric([], Worker.count(queue=queue))
+        yield workers
+
+    def _histograms(self):
+        raw = self.connection.hgetall(HISTOGRAMS_KEY)
+        series: dict[str, dict[str, float]] = {}
+        for key, value in raw.items():
+            field, _, part = key.decode().rpartition("|")
+            series.setdefault(field, {})[part] = float(value)
+        families = {name: HistogramMetricFamily(name, text, labels=labels) for name, (text, labels) in HISTOGRAMS.items()}
+        for field, parts in series.items():
+            name, *values = json.loads(field)
+            if name not in families:
+                continue
+            buckets = [(("+Inf" if bound == float("inf") else str(bound)), parts.get(str(bound), 0.0))
+                       for bound in (*LATENCY_BUCKETS, float("inf"))]
+            families[name].add_metric(values, buckets, parts.get("sum", 0.0))
+        yield from families.values()
+
+
+def registry_for(connection: redis.Redis, queue_name: str) -> CollectorRegistry:
+    """Return a registry that exports the bridge's metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RedisCollector(connection, queue_name))
+    return registry
