@@ -21,6 +21,16 @@ ROOT = EXAMPLE_RULES.parent
 ORDER = {"id": 7, "status": "completed", "line_items": [{"sku": "COURSE-42", "quantity": 1}], "billing": {"email": "ann@example.com", "first_name": "Ann", "last_name": "Ray"}}
 
 
+def readme_curl() -> tuple[dict, str]:
+    """Return the headers and body of the README's quick-start curl line, exactly as written there."""
+    text = (ROOT / "README.md").read_text()
+    command = text[text.index("curl -s -X POST http://localhost:8000/hooks/shop"):]
+    command = command[:command.index("\ncurl -s http://localhost:8000/sandbox/calls")].replace("\\\n", " ")
+    words = shlex.split(command)
+    headers = dict(words[i + 1].split(": ", 1) for i, word in enumerate(words) if word == "-H")
+    return headers, words[words.index("-d") + 1]
+
+
 def _requests(post: dict) -> dict:
     """Turn test-client keyword arguments into requests' ones."""
     return {"data": post["data"], "headers": {**post["headers"], "Content-Type": post["content_type"]}}
@@ -117,7 +127,8 @@ def test_embedded_mode_runs_everything_from_one_command(tmp_path):
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: requests.get(f"{base}/healthz", timeout=2).ok, what="the embedded bridge to start")
-        response = requests.post(f"{base}/hooks/shop", **_requests(woo_post(ORDER)), timeout=10)
+        headers, body = readme_curl()
+        response = requests.post(f"{base}/hooks/shop", headers=headers, data=body.encode(), timeout=10)
         assert response.status_code == 202, response.text
         calls = wait_for(
             lambda: [c for c in requests.get(f"{base}/sandbox/calls", timeout=2).json()["calls"] if c["path"].endswith("/enrolUser")],
