@@ -190,28 +190,19 @@ def _redis(settings: Settings):
     from .redis_client import connect
 
     if settings.redis_url:
-        return connect(settings.redis_url)
+        return connect(settings.redis_url, settings)
     from .embedded import start_redis
 
     return start_redis(settings)[0]
 
 
 def _when(text: str | None) -> float | None:
-    """Read a time: ISO 8601 (2026-11-25T10:00), or an age such as 30m, 2h, 7d."""
-    import re
-    import time
-    from datetime import datetime, timezone
+    from .history import parse_time
 
-    if not text:
-        return None
-    age = re.fullmatch(r"(\d+)([smhd])", text.strip())
-    if age:
-        return time.time() - int(age.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[age.group(2)]
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is neither an ISO time nor an age like 30m, 2h, 7d") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+        return parse_time(text)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 def _stamp(seconds: float) -> str:
@@ -311,7 +302,7 @@ def retry(ids, all_failed, rule, lms, since, until):
         click.echo("no failed jobs match")
         return
     for number, job_id in enumerate(job_ids, start=1):
-        click.echo(f"[{number}/{len(job_ids)}] {retry_job(connection, settings, job_id)}")
+        click.echo(f"[{number}/{len(job_ids)}] {retry_job(connection, settings, job_id)[1]}")
 
 
 @cli.command(with_appcontext=False)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import redis
 
@@ -13,6 +16,24 @@ from .deliveries import ATTEMPTS_KEY, INDEX_KEY, RECORD_KEY, load_record
 PRECEDENCE = ("failed", "retrying", "running", "queued", "succeeded")
 STATUSES = (*PRECEDENCE, "unmatched")
 PAGE = 200
+_AGE = re.compile(r"([0-9]+)([smhd])")
+_AGE_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_time(text: str | None) -> float | None:
+    """Read a time: ISO 8601 (UTC unless it says otherwise), or an age such as 30m, 2h, 7d; raise ValueError."""
+    if text is None:
+        return None
+    age = _AGE.fullmatch(text.strip())
+    if age:
+        seconds = int(age.group(1)) * _AGE_SECONDS[age.group(2)]
+        # An age older than time itself means "since the beginning".
+        return max(0.0, time.time() - seconds) if seconds < 10**12 else 0.0
+    try:
+        moment = datetime.fromisoformat(text.strip())
+        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    except (ValueError, OverflowError):
+        raise ValueError(f"{text!r} is neither an ISO 8601 time (2026-11-25T10:00:00Z) nor an age such as 30m, 2h, 7d") from None
 
 
 def delivery_status(record: dict) -> str:

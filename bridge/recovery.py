@@ -37,20 +37,20 @@ def failed_jobs(connection: redis.Redis, settings: Settings, rule: str | None = 
         yield job
 
 
-def retry_job(connection: redis.Redis, settings: Settings, job_id: str) -> str:
-    """Requeue one failed job with its retries restored; return what happened."""
+def retry_job(connection: redis.Redis, settings: Settings, job_id: str) -> tuple[bool, str]:
+    """Requeue one failed job with its retries restored; return whether it was requeued, and what happened."""
     registry = FailedJobRegistry(settings.queue_name, connection=connection)
     if not Job.exists(job_id, connection=connection):
         raise NotFound(f"no job {job_id!r} (it may have expired)")
     if job_id not in registry:
-        return f"{job_id}: not failed ({Job.fetch(job_id, connection=connection).get_status()}), left alone"
+        return False, f"{job_id}: not failed ({Job.fetch(job_id, connection=connection).get_status()}), left alone"
     job = Job.fetch(job_id, connection=connection)
     job.retries_left = job.meta.get("retry_max") or None
     job.save()
     registry.requeue(job)
     if job.meta.get("delivery_id"):
         note(connection, job.meta["delivery_id"], job.id, "queued", detail="retried by hand")
-    return f"{job_id}: queued again"
+    return True, f"{job_id}: queued again"
 
 
 def jobs_of(connection: redis.Redis, delivery_or_job: str) -> list[str]:

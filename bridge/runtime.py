@@ -20,4 +20,4 @@ class Runtime:
     @cached_property
     def redis(self) -> redis.Redis:
         """Return the Redis client; it connects on first use, not here."""
-        return connect(redis_url(self.settings))
+        return connect(redis_url(self.settings), self.settings)

@@ -69,7 +69,7 @@ def _token(env: dict, name: str, shortest: int = 16) -> str | None:
 class Settings:
     """Everything the bridge can be told from outside its rule files."""
 
-    redis_url: str | None = None
+    redis_url: str | None = field(default=None, repr=False)  # it may hold a password
     rules_dir: Path = Path("rules")
     data_dir: Path = Path(".bridge-data")
     port: int = 8000

@@ -130,4 +130,8 @@ def register_error_handlers(app) -> None:
     def http_error(error: HTTPException):
         response = jsonify(error=type(error).__name__, message=error.description)
         response.status_code = error.code or 500
+        # Keep what the error says besides its body, such as the Allow header of a 405.
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
         return response

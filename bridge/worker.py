@@ -32,7 +32,7 @@ def run_worker(settings: Settings, burst: bool = False) -> bool:
     """Run a worker on the bridge's queue, with RQ's scheduler so that delayed retries fire."""
     configure_logging(settings.log_level, settings.log_format)
     jobs.configure(settings).rules.get()
-    connection = connect(redis_url(settings))
+    connection = connect(redis_url(settings), settings)
     queue = Queue(settings.queue_name, connection=connection)
     worker = BridgeWorker([queue], connection=connection, job_monitoring_interval=JOB_MONITORING_INTERVAL,
                           maintenance_interval=MAINTENANCE_INTERVAL)

@@ -1,0 +1,52 @@
+"""GET /metrics: Prometheus text, counted in Redis so every process adds to the same numbers."""
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.signing import hr_post, woo_post
+from tests.test_pipeline import ORDER, fault
+
+
+def samples(client) -> dict:
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.get_data(as_text=True)) for sample in family.samples}
+
+
+def test_deliveries_jobs_retries_and_lms_latency_are_counted(client, work, sandbox):
+    client.post("/hooks/shop", **woo_post(ORDER))
+    client.post("/hooks/shop", **woo_post(ORDER))  # a duplicate
+    client.post("/hooks/shop", **woo_post({**ORDER, "id": 2, "status": "processing"}))
+    bad = woo_post(ORDER)
+    bad["headers"]["X-WC-Webhook-Signature"] = "forged"
+    client.post("/hooks/shop", **bad)
+    fault(sandbox, status=503, count=1)
+    before = samples(client)
+    assert before[("bridge_queue_depth", ())] == 1
+    assert before[("bridge_queue_oldest_job_age_seconds", ())] >= 0
+    work()
+    found = samples(client)
+    assert found[("bridge_deliveries_total", (("outcome", "queued"), ("source", "shop")))] == 1
+    assert found[("bridge_deliveries_total", (("outcome", "duplicate"), ("source", "shop")))] == 1
+    assert found[("bridge_deliveries_total", (("outcome", "unmatched"), ("source", "shop")))] == 1
+    assert found[("bridge_deliveries_total", (("outcome", "unauthorized"), ("source", "shop")))] == 1
+    assert found[("bridge_signature_failures_total", (("source", "shop"),))] == 1
+    assert found[("bridge_duplicates_total", (("source", "shop"),))] == 1
+    assert found[("bridge_rule_matches_total", (("rule", "enroll-buyer-on-completed-order"),))] == 1
+    rule = ("rule", "enroll-buyer-on-completed-order")
+    assert found[("bridge_jobs_total", (("outcome", "retried"), rule))] == 1
+    assert found[("bridge_jobs_total", (("outcome", "succeeded"), rule))] == 1
+    assert found[("bridge_retries_total", (rule,))] == 1
+    assert found[("bridge_queue_depth", ())] == 0
+    calls = found[("bridge_lms_call_seconds_count", (("connection", "coursebox"), ("operation", "enroll")))]
+    assert calls == 1
+    assert found[("bridge_lms_call_seconds_bucket", (("connection", "coursebox"), ("le", "+Inf"), ("operation", "enroll")))] == 1
+
+
+def test_failed_jobs_are_a_gauge(client, work, sandbox):
+    fault(sandbox, status=400, count=1, path="coursetoolkit")
+    client.post("/hooks/hr", **hr_post({"event": "employee.hired", "id": "m1", "employee": {"email": "m@example.com"}}))
+    work()
+    found = samples(client)
+    assert found[("bridge_failed_jobs", ())] == 1
+    assert found[("bridge_jobs_total", (("outcome", "failed"), ("rule", "create-account-on-hire")))] == 1
