@@ -15,6 +15,7 @@ from rq.job import Dependency, Job, JobStatus
 from . import metrics
 from .engine import Decision, job_payload, subject_of
 from .errors import QueueUnavailable
+from .redaction import REDACTED, scrub
 from .retries import RetryPolicy
 from .rules import RuleSet
 from .settings import Settings
@@ -29,7 +30,6 @@ FAILURE_CALLBACK = "bridge.jobs.on_failure"
 DONE_STATUSES = {"finished", "failed", "stopped", "canceled"}
 RAW_BODY_CAP = 64 * 1024
 JOB_FUNCTION = "bridge.jobs.run_rule"
-REDACTED = "[redacted]"
 # Header values that authenticate a request are never stored; the signature check needs them only once.
 SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token")
 
@@ -37,17 +37,6 @@ SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie", "x-api-key",
 def new_delivery_id() -> str:
     """Return a new delivery id that sorts by time."""
     return f"{time.time_ns() // 1_000_000:x}-{uuid.uuid4().hex[:12]}"
-
-
-def scrub(text: str, secrets: list[str]) -> str:
-    """Replace every secret (and its URL-encoded spelling) in a text."""
-    from urllib.parse import quote, quote_plus
-
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            for spelling in {secret, quote_plus(secret), quote(secret, safe="")}:
-                text = text.replace(spelling, REDACTED)
-    return text
 
 
 def redact_event(event: dict, secrets: list[str]) -> dict:

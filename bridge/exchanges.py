@@ -6,26 +6,10 @@ import json
 import time
 from urllib.parse import parse_qsl, urlsplit
 
-from .deliveries import ATTEMPTS_KEY, REDACTED, scrub
+from .deliveries import ATTEMPTS_KEY
+from .redaction import REDACTED, is_secret_name, redact, scrub
 
-SECRET_WORDS = ("password", "secret", "token", "api-key", "api_key", "apikey", "authorization", "cookie")
 BODY_CAP = 4096
-
-
-def _is_secret(name: str) -> bool:
-    lowered = name.lower()
-    return any(word in lowered for word in SECRET_WORDS)
-
-
-def redact(value, secrets: list[str]):
-    """Return a copy of decoded data with secret-looking fields and known secret values replaced."""
-    if isinstance(value, dict):
-        return {key: REDACTED if _is_secret(str(key)) else redact(item, secrets) for key, item in value.items()}
-    if isinstance(value, list):
-        return [redact(item, secrets) for item in value]
-    if isinstance(value, str):
-        return scrub(value, secrets)
-    return value
 
 
 def _decoded(body, content_type: str):
@@ -46,7 +30,7 @@ def describe(response, secrets: list[str], elapsed: float) -> dict:
     """Describe one HTTP exchange of a connector: method, URL, request and reply, redacted."""
     request = response.request
     url = urlsplit(request.url)
-    query = {key: (REDACTED if _is_secret(key) else value) for key, value in parse_qsl(url.query)}
+    query = {key: (REDACTED if is_secret_name(key) else value) for key, value in parse_qsl(url.query)}
     return {
         "at": time.time(),
         "method": request.method,

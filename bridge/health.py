@@ -9,9 +9,9 @@ import redis
 from flask import Blueprint, Response, current_app, jsonify
 from rq import Queue, Worker
 
-from .deliveries import scrub
 from .errors import ConfigErrors, QueueUnavailable
 from .metrics import registry_for
+from .redaction import scrub
 
 blueprint = Blueprint("health", __name__)
 

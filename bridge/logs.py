@@ -7,13 +7,14 @@ import logging
 import sys
 import time
 
+from .redaction import REDACTED, is_secret_name
+
 # Attributes every LogRecord has; anything else was passed with `extra=` and belongs in the JSON line.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
-SECRET_WORDS = ("password", "secret", "token", "api_key", "api-key", "authorization")
 
 
 def _fields(record: logging.LogRecord) -> dict:
-    return {key: ("[redacted]" if any(word in key.lower() for word in SECRET_WORDS) else value)
+    return {key: (REDACTED if is_secret_name(key) else value)
             for key, value in vars(record).items() if key not in _STANDARD and not key.startswith("_")}
 
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from urllib.parse import quote_plus, urlsplit
+from urllib.parse import urlsplit
 
 import jsonschema
 import requests
@@ -28,6 +28,7 @@ from bridge.lms.errors import (
 from bridge.lms.identity import IdentityMap
 from bridge.lms.limits import LimitReached, Limits
 from bridge.lms.store import make_store
+from bridge.redaction import scrub
 
 log = logging.getLogger("bridge.lms")
 
@@ -38,7 +39,6 @@ except importlib.metadata.PackageNotFoundError:  # running from a source tree th
 USER_AGENT = f"bridge/{VERSION}"
 
 DEFAULT_TIMEOUTS = (5.0, 30.0)  # (connect, read) seconds when neither the spec nor the caller says
-REDACTED = "***"
 
 
 @dataclass(frozen=True)
@@ -185,14 +185,6 @@ def find_list(reply, paths: Iterable[str]) -> list:
 def digest(*parts) -> str:
     """Return a short stable fingerprint of some settings, for store keys that must change with them."""
     return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:12]
-
-
-def scrub(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every secret (and its form-encoded spelling) in a text."""
-    for secret in secrets:
-        if secret and len(secret) >= 3:
-            text = text.replace(secret, REDACTED).replace(quote_plus(secret), REDACTED)
-    return text
 
 
 def error_class(status: int) -> type[LMSError]:

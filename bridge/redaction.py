@@ -1,0 +1,39 @@
+"""Keep secrets out of everything the bridge stores, logs or shows: one vocabulary and two helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+REDACTED = "[redacted]"
+# A field or header whose name says it holds a secret is hidden whatever its value.
+SECRET_WORDS = ("password", "secret", "token", "api-key", "api_key", "apikey", "authorization", "cookie")
+
+
+def is_secret_name(name: str) -> bool:
+    """Tell whether a field or header name says it holds a secret."""
+    lowered = name.lower()
+    return any(word in lowered for word in SECRET_WORDS)
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """Replace every known secret in a text, in its plain and URL-encoded spellings."""
+    for secret in secrets:
+        # Very short values would blank out ordinary text; secrets are never that short.
+        if secret and len(secret) >= 4:
+            for spelling in {secret, quote_plus(secret), quote(secret, safe="")}:
+                text = text.replace(spelling, REDACTED)
+    return text
+
+
+def redact(value: Any, secrets: Iterable[str] = ()) -> Any:
+    """Return a copy of decoded data with secret-named fields hidden and known secret values scrubbed."""
+    secrets = list(secrets)
+    if isinstance(value, dict):
+        return {key: REDACTED if is_secret_name(str(key)) else redact(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact(item, secrets) for item in value]
+    if isinstance(value, str):
+        return scrub(value, secrets)
+    return value
