@@ -119,3 +119,17 @@ def closed_port_url(path: str = "") -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}{path}"
+
+
+def coursebox_spec(url: str, **overrides) -> dict:
+    """Return a Coursebox connection spec for the sandbox's admin login."""
+    from bridge.sandbox import COURSEBOX_EMAIL, COURSEBOX_PASSWORD
+
+    return {"type": "coursebox", "url": url, "email": COURSEBOX_EMAIL, "password": COURSEBOX_PASSWORD, **overrides}
+
+
+@pytest.fixture
+def coursebox(lms_sandbox, connectors):
+    """Return a Coursebox connector on the sandbox."""
+    return connectors("coursebox", coursebox_spec(lms_sandbox.coursebox_url))
+

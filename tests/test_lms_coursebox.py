@@ -10,18 +10,10 @@ import requests
 from bridge.lms import ACTIONS, LMSNotFound, LMSRejected, build_connector
 from bridge.lms.coursebox import ATTRIBUTES, UPDATE_FIELDS, snake
 from bridge.sandbox import COURSEBOX_EMAIL, COURSEBOX_PASSWORD
-from tests.lms_helpers import connectors, live_sandbox, lms_sandbox  # noqa: F401
+from tests.lms_helpers import connectors, coursebox, live_sandbox, lms_sandbox  # noqa: F401
+from tests.lms_helpers import coursebox_spec as spec
 
 NAME = "coursebox"
-
-
-def spec(url: str, **overrides) -> dict:
-    return {"type": "coursebox", "url": url, "email": COURSEBOX_EMAIL, "password": COURSEBOX_PASSWORD, **overrides}
-
-
-@pytest.fixture
-def coursebox(lms_sandbox, connectors):
-    return connectors(NAME, spec(lms_sandbox.coursebox_url))
 
 
 def box_users(sandbox) -> dict:

@@ -10,19 +10,18 @@ import pytest
 from bridge.lms import LMSAuthError
 from bridge.lms.store import MemoryStore, locked
 from bridge.lms.tokens import SharedToken
-from bridge.sandbox import COURSEBOX_EMAIL, COURSEBOX_PASSWORD
-from tests.lms_helpers import connectors, live_sandbox, lms_sandbox, redis14, redis_name  # noqa: F401
+from bridge.sandbox import COURSEBOX_EMAIL
+from tests.lms_helpers import (  # noqa: F401
+    connectors,
+    coursebox,
+    live_sandbox,
+    lms_sandbox,
+    redis14,
+    redis_name,
+)
+from tests.lms_helpers import coursebox_spec as spec
 
 NAME = "coursebox"
-
-
-def spec(url: str, **overrides) -> dict:
-    return {"type": "coursebox", "url": url, "email": COURSEBOX_EMAIL, "password": COURSEBOX_PASSWORD, **overrides}
-
-
-@pytest.fixture
-def coursebox(lms_sandbox, connectors):
-    return connectors(NAME, spec(lms_sandbox.coursebox_url))
 
 
 @pytest.fixture
