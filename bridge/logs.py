@@ -46,14 +46,25 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Write to whatever sys.stderr is at the time, as Python's last-resort handler does (test runners swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def configure_logging(level: str = "INFO", fmt: str = "auto", stream=None) -> None:
-    """Send every log line (the bridge's, RQ's, gunicorn's errors) through one handler on stderr."""
-    stream = stream or sys.stderr
+    """Send every log line (the bridge's, RQ's, gunicorn's errors) through one handler, on stderr unless told."""
     if fmt == "auto":
-        fmt = "text" if stream.isatty() else "json"
+        fmt = "text" if (stream or sys.stderr).isatty() else "json"
     if fmt not in ("json", "text"):
         raise ValueError(f"log format must be json, text or auto, got {fmt!r}")
-    handler = logging.StreamHandler(stream)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(JSONFormatter() if fmt == "json" else TextFormatter())
     handler._bridge = True
     root = logging.getLogger()

@@ -80,12 +80,15 @@ class ServerThread:
 
     def __init__(self, app):
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        # Requests still in flight at the end (a latency fault) finish before the session does, not after it.
+        self.server.daemon_threads = False
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     def stop(self):
         self.server.shutdown()
+        self.server.server_close()
         self.thread.join()
 
 
