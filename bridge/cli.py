@@ -85,6 +85,10 @@ def _load(directory: Path | None, require_env: bool = True):
         for error in errors.errors:
             click.echo(error.message, err=True)
         click.echo(f"{len(errors.errors)} error(s) in {directory}", err=True)
+        unset = sum("environment variable" in error.reason for error in errors.errors)
+        if unset:
+            click.echo(f"({unset} of them: variables the bridge reads its secrets from are not set; set them, "
+                       "or add --allow-unset-env to check the files alone)", err=True)
         sys.exit(1)
 
 

@@ -34,6 +34,8 @@ def test_check_names_an_unset_variable(monkeypatch):
     result = CliRunner().invoke(cli, ["check", str(EXAMPLE_RULES)])
     assert result.exit_code == 1
     assert "connections.yaml:7:5: environment variable COURSEBOX_URL is not set" in result.output
+    assert "add --allow-unset-env to check the files alone" in result.output
+    assert CliRunner().invoke(cli, ["check", "--allow-unset-env", str(EXAMPLE_RULES)]).exit_code == 0
 
 
 def test_worker_without_redis_url_says_how_to_get_one(monkeypatch):

@@ -1,5 +1,6 @@
 """The bridge as it is deployed: a real `bridge worker`, the Procfile's web line, the embedded mode."""
 
+import json
 import shlex
 import shutil
 import signal
@@ -135,6 +136,13 @@ def test_embedded_mode_runs_everything_from_one_command(tmp_path):
             what="the worker to enroll the buyer in the sandbox",
         )
         assert calls[0]["path"] == "/sandbox/coursebox/api/Courses/42/enrolUser"
+        # The history commands find the embedded Redis by the data folder, while the bridge runs.
+        listed = subprocess.run([PYTHON, "-m", "bridge", "deliveries", "--json"], env=env, cwd=tmp_path,
+                                capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0, listed.stderr
+        assert [item["id"] for item in json.loads(listed.stdout)] == [response.json()["delivery_id"]]
+        again = requests.post(f"{base}/hooks/shop", headers=headers, data=body.encode(), timeout=10)
+        assert again.status_code == 200 and again.json()["duplicate"] is True
     finally:
         output = stop(serve, sig=signal.SIGINT)
     assert "EMBEDDED mode" in output and f"curl -s -X POST {base}/hooks/shop" in output
