@@ -85,6 +85,7 @@ class Process:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Signal the process group to stop, then SIGKILL it if it has not exited in time."""
+        family = [(pid, _start_time(pid)) for pid in descendants(self.popen.pid)]
         for sig, wait in ((self.stop_signal, timeout), (signal.SIGKILL, 5.0)):
             if self.popen.poll() is None:
                 try:
@@ -96,10 +97,16 @@ class Process:
                 break
             except subprocess.TimeoutExpired:
                 continue
-        try:  # children left behind after the leader exited (a gunicorn worker, an RQ work horse)
+        try:  # children left behind after the leader exited (a gunicorn worker)
             os.killpg(self.popen.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        for pid, started in family:  # an RQ work horse has a process group of its own
+            if _start_time(pid) == started:  # the same process, not a new one that got its pid
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     def wait(self, timeout: float) -> int | None:
         """Wait for the process to exit by itself; return its code, None if it is still running."""
@@ -107,6 +114,40 @@ class Process:
             return self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return None
+
+
+def descendants(pid: int) -> list[int]:
+    """Return the pids of a process's children, grandchildren and so on, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _start_time(pid: int) -> str | None:
+    """Return when a process started (clock ticks since boot), None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _flush(url: str) -> None:
+    connection = redis.Redis.from_url(url)
+    connection.flushdb()
+    connection.close()
 
 
 def _interrupt(signum, frame):
@@ -119,6 +160,7 @@ class Stack:
     def __init__(self):
         self.folder = Path(tempfile.mkdtemp(prefix="bridge-bench-"))
         self.processes: list[Process] = []
+        self.emptied: str | None = None  # a Redis database given to us: emptied at the start and at the end
 
     def __enter__(self) -> Stack:
         # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the children are stopped too.
@@ -128,6 +170,8 @@ class Stack:
     def __exit__(self, *exc_info) -> None:
         for process in reversed(self.processes):
             process.stop()
+        if self.emptied:
+            _flush(self.emptied)
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def start(self, name: str, args: list[str], env: dict | None = None, cwd: Path | None = None,
@@ -139,11 +183,10 @@ class Stack:
         return process
 
     def redis(self, url: str | None = None) -> str:
-        """Return the URL of an empty Redis database: `url` flushed, else a redis-server of our own."""
+        """Return the URL of an empty Redis database: `url` emptied (now and at the end), else a redis-server of our own."""
         if url:
-            connection = redis.Redis.from_url(url)
-            connection.flushdb()
-            connection.close()
+            _flush(url)
+            self.emptied = url
             return url
         server = shutil.which("redis-server")
         if server is None:

@@ -380,16 +380,24 @@ class LiveRules:
 
     def get(self) -> RuleSet:
         """Return the current rule set, or raise ConfigErrors when no good set was ever loaded."""
-        if time.monotonic() - self._checked_at >= self.check_every:
-            # One thread reloads; the others go on with the current set instead of waiting (none yet: they wait).
-            if self._lock.acquire(blocking=self._ruleset is None):
-                try:
-                    self._check()
-                finally:
-                    self._lock.release()
         if self._ruleset is None:
-            raise self.error
+            # Until a first set loads, every caller waits for the one loading it, then sees its outcome.
+            with self._lock:
+                if self._ruleset is None and (self.error is None or self._due()):
+                    self._check()
+            if self._ruleset is None:
+                raise self.error
+            return self._ruleset
+        # Later checks are done by one thread at a time; the others go on with the current set.
+        if self._due() and self._lock.acquire(blocking=False):
+            try:
+                self._check()
+            finally:
+                self._lock.release()
         return self._ruleset
+
+    def _due(self) -> bool:
+        return time.monotonic() - self._checked_at >= self.check_every
 
     def _check(self) -> None:
         self._checked_at = time.monotonic()

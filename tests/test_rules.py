@@ -187,3 +187,20 @@ def test_rules_are_indexed_by_source_and_event(tmp_path):
 def test_unset_variables_can_be_allowed_for_rule_tests(tmp_path):
     write_rules(tmp_path, {"shop.yaml": GOOD})
     assert load_rules(tmp_path, {}, require_env=False).rules[0].name == "enroll"
+
+
+def test_live_rules_make_concurrent_first_callers_wait_for_the_first_load():
+    from concurrent.futures import ThreadPoolExecutor
+
+    live = LiveRules(EXAMPLE_RULES, env=ENV, check_every=60)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        versions = list(pool.map(lambda _: live.get().version, range(32)))
+    assert len(set(versions)) == 1
+
+
+def test_live_rules_without_a_good_set_keep_raising_the_load_errors(tmp_path):
+    (tmp_path / "bad.yaml").write_text("rules: [\n")
+    live = LiveRules(tmp_path, env=ENV, check_every=60)
+    for _ in range(2):
+        with pytest.raises(ConfigErrors, match="bad.yaml"):
+            live.get()
