@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -26,6 +27,7 @@ ATTEMPTS_KEY = "bridge:delivery:{}:attempts"
 INDEX_KEY = "bridge:deliveries"
 SEEN_KEY = "bridge:seen:{}:{}"
 SUBJECT_KEY = "bridge:subject:{}"
+INDEX_TRIM_CHANCE = 0.01
 FAILURE_CALLBACK = "bridge.jobs.on_failure"
 DONE_STATUSES = {"finished", "failed", "stopped", "canceled"}
 RAW_BODY_CAP = 64 * 1024
@@ -97,9 +99,11 @@ def accept(connection: redis.Redis, settings: Settings, batch: list[tuple[dict, 
             while True:
                 try:
                     # WATCH makes "not seen yet" and "now queued" one step: a racing copy makes EXEC fail and re-read.
-                    pipe.watch(*[key for key in keys if key], *subject_keys)
-                    firsts = [pipe.get(key) if key else None for key in keys]
-                    pending = _unfinished_jobs(pipe, subject_keys)
+                    watched = [key for key in keys if key] + subject_keys
+                    pipe.watch(*watched)
+                    values = dict(zip(watched, pipe.mget(watched))) if watched else {}
+                    firsts = [values.get(key) if key else None for key in keys]
+                    pending = _unfinished_jobs(pipe, {key: values[key] for key in subject_keys})
                     pipe.multi()
                     writer = _Writer(pipe, queue, settings, ruleset, list(secrets), stored_raw, len(raw), pending)
                     outcomes = [writer.write(event, decisions, found, key, first)
@@ -117,11 +121,10 @@ def subject_key(subject: str) -> str:
     return SUBJECT_KEY.format(hashlib.sha256(subject.encode()).hexdigest()[:32])
 
 
-def _unfinished_jobs(pipe, subject_keys: list[str]) -> dict[str, str]:
+def _unfinished_jobs(pipe, last_jobs: dict[str, bytes | None]) -> dict[str, str]:
     """Return subject key -> its last job, for jobs not finished yet; WATCH them so a finish re-runs the check."""
     pending = {}
-    for key in subject_keys:
-        job_id = pipe.get(key)
+    for key, job_id in last_jobs.items():
         if job_id is None:
             continue
         job_key = Job.key_for(job_id.decode())
@@ -187,7 +190,9 @@ class _Writer:
                    json.dumps({"at": now, "status": "queued" if job_ids else "unmatched", "jobs": job_ids}))
         pipe.expire(timeline_key, settings.delivery_ttl)
         pipe.zadd(INDEX_KEY, {delivery_id: now})
-        pipe.zremrangebyscore(INDEX_KEY, "-inf", now - settings.delivery_ttl)
+        if random.random() < INDEX_TRIM_CHANCE:
+            # Trimming now and then keeps the index as short, without a command on every webhook.
+            pipe.zremrangebyscore(INDEX_KEY, "-inf", now - settings.delivery_ttl)
         metrics.count(pipe, "bridge_deliveries_total", source=event["source"], outcome="queued" if job_ids else "unmatched")
         for decision in matched:
             metrics.count(pipe, "bridge_rule_matches_total", rule=decision.rule.name)
