@@ -16,7 +16,7 @@ from rq.job import Dependency, Job, JobStatus
 from . import metrics
 from .engine import Decision, job_payload, subject_of
 from .errors import QueueUnavailable
-from .redaction import REDACTED, scrub
+from .redaction import REDACTED, redact, scrub
 from .retries import RetryPolicy
 from .rules import RuleSet
 from .settings import Settings
@@ -45,7 +45,7 @@ def redact_event(event: dict, secrets: list[str]) -> dict:
     """Return an event safe to store: credential headers dropped, the source's secrets scrubbed everywhere."""
     headers = {name: REDACTED if name in SECRET_HEADERS else scrub(value, secrets) for name, value in event["headers"].items()}
     query = {name: scrub(str(value), secrets) for name, value in event["query"].items()}
-    body = json.loads(scrub(json.dumps(event["body"]), secrets)) if secrets else event["body"]
+    body = redact(event["body"], secrets, by_name=False)
     return {**event, "headers": headers, "query": query, "body": body}
 
 
@@ -100,7 +100,8 @@ def accept(connection: redis.Redis, settings: Settings, batch: list[tuple[dict, 
                 try:
                     # WATCH makes "not seen yet" and "now queued" one step: a racing copy makes EXEC fail and re-read.
                     watched = [key for key in keys if key] + subject_keys
-                    pipe.watch(*watched)
+                    if watched:  # a replay about nobody has nothing to watch
+                        pipe.watch(*watched)
                     values = dict(zip(watched, pipe.mget(watched))) if watched else {}
                     firsts = [values.get(key) if key else None for key in keys]
                     pending = _unfinished_jobs(pipe, {key: values[key] for key in subject_keys})
@@ -112,8 +113,9 @@ def accept(connection: redis.Redis, settings: Settings, batch: list[tuple[dict, 
                     return outcomes
                 except redis.WatchError:
                     continue
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
-        raise QueueUnavailable(f"the queue (Redis) cannot be reached, nothing was accepted: {error}") from None
+    except redis.RedisError as error:
+        # Unreachable, read-only after a failover, out of memory: whatever it is, nothing was accepted.
+        raise QueueUnavailable(f"the queue (Redis) cannot take the delivery, nothing was accepted: {error}") from None
 
 
 def subject_key(subject: str) -> str:
@@ -234,21 +236,27 @@ class _Writer:
             self.pending[key] = job_id
 
 
+# Only a delivery that still exists gets a job's step: a late retry must not bring back an expired record.
+_NOTE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+end
+"""
+
+
 def note(connection: redis.Redis, delivery_id: str, job_id: str, status: str, **detail) -> None:
     """Add a job's step to its delivery's timeline (running, retrying, succeeded, failed)."""
     entry = {"at": time.time(), "status": status, "job": job_id, **detail}
-    record_key = RECORD_KEY.format(delivery_id)
-    with connection.pipeline(transaction=True) as pipe:
-        pipe.rpush(TIMELINE_KEY.format(delivery_id), json.dumps(entry, default=str))
-        pipe.hset(record_key, f"job:{job_id}", status)
-        pipe.execute()
+    connection.eval(_NOTE, 2, RECORD_KEY.format(delivery_id), TIMELINE_KEY.format(delivery_id),
+                    json.dumps(entry, default=str), f"job:{job_id}", status)
 
 
 def load_record(connection: redis.Redis, delivery_id: str) -> dict | None:
     """Return a stored delivery record, decoded, with its timeline, or None."""
     raw = connection.hgetall(RECORD_KEY.format(delivery_id))
-    if not raw:
-        return None
+    if b"id" not in raw:
+        return None  # missing, or only a stray counter left after it expired
     record = {key.decode(): value.decode("utf-8", "replace") for key, value in raw.items()}
     for name in ("decisions", "jobs", "headers", "query", "subjects", "connections", "event_body"):
         record[name] = json.loads(record.get(name) or "null")

@@ -10,7 +10,6 @@ import time
 
 from .settings import Settings
 
-
 # The example sources' secrets in the embedded mode, so that the README's signed curl line works.
 DEMO_SECRETS = {
     "WOOCOMMERCE_SECRET": "demo-woocommerce-secret",

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from .conditions import evaluate_all
 from .errors import TemplateError
-from .templating import render_value
 from .rules import Rule, RuleSet
+from .templating import render_value
 
 
 @dataclass(frozen=True)

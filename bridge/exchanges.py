@@ -31,14 +31,19 @@ def describe(response, secrets: list[str], elapsed: float) -> dict:
     request = response.request
     url = urlsplit(request.url)
     query = {key: (REDACTED if is_secret_name(key) else value) for key, value in parse_qsl(url.query)}
+    sent = _decoded(request.body, request.headers.get("Content-Type", ""))
+    reply = _decoded(response.content[:BODY_CAP * 4], response.headers.get("Content-Type", ""))
+    if isinstance(sent, dict) and "password" in {str(key).lower() for key in sent} and 200 <= response.status_code < 300:
+        # A login (a password sent) is answered with a token in whatever shape the LMS chose; none of it is kept.
+        reply = REDACTED
     return {
         "at": time.time(),
         "method": request.method,
         "url": scrub(f"{url.scheme}://{url.netloc}{url.path}", secrets),
         "query": redact(query, secrets),
-        "request": redact(_decoded(request.body, request.headers.get("Content-Type", "")), secrets),
+        "request": redact(sent, secrets),
         "status": response.status_code,
-        "reply": redact(_decoded(response.content[:BODY_CAP * 4], response.headers.get("Content-Type", "")), secrets),
+        "reply": redact(reply, secrets),
         "seconds": round(elapsed, 3),
     }
 

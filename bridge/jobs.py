@@ -110,6 +110,7 @@ def _plan_retry(job, ctx: WorkerContext, payload: dict, error: Exception) -> Non
     # Anything the bridge did not classify (a bug, a dropped Redis connection) is retried: at least once beats lost.
     retryable = getattr(error, "retryable", True)
     age = time.time() - payload["event"].get("received_at", time.time())
+    job.meta["failed_attempt"] = _attempt(job)  # before retries_left changes what _attempt says
     if not retryable or (policy.max_age and age > policy.max_age) or not job.retries_left:
         job.retries_left = 0
         return
@@ -123,7 +124,8 @@ def on_failure(job, connection, kind, error, traceback) -> None:
     if not delivery:
         return
     retrying = bool(job.retries_left and job.retries_left > 0)
-    detail = {"attempt": _attempt(job), "rule": job.meta.get("rule"), "error": f"{kind.__name__}: {error}"}
+    attempt = job.meta.pop("failed_attempt", None) or _attempt(job)  # none when RQ found the job abandoned
+    detail = {"attempt": attempt, "rule": job.meta.get("rule"), "error": f"{kind.__name__}: {error}"}
     if retrying:
         detail["retry_in"] = (job.retry_intervals or [0])[0]
     note(connection, delivery, job.id, "retrying" if retrying else "failed", **detail)

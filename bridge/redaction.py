@@ -27,13 +27,14 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
     return text
 
 
-def redact(value: Any, secrets: Iterable[str] = ()) -> Any:
-    """Return a copy of decoded data with secret-named fields hidden and known secret values scrubbed."""
+def redact(value: Any, secrets: Iterable[str] = (), by_name: bool = True) -> Any:
+    """Return a copy of decoded data with known secret values scrubbed from its text (and secret-named fields hidden)."""
     secrets = list(secrets)
     if isinstance(value, dict):
-        return {key: REDACTED if is_secret_name(str(key)) else redact(item, secrets) for key, item in value.items()}
+        return {key: REDACTED if by_name and is_secret_name(str(key)) else redact(item, secrets, by_name)
+                for key, item in value.items()}
     if isinstance(value, list):
-        return [redact(item, secrets) for item in value]
+        return [redact(item, secrets, by_name) for item in value]
     if isinstance(value, str):
         return scrub(value, secrets)
     return value

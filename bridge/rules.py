@@ -130,7 +130,11 @@ def load_rules(directory: Path | str, env: dict | None = None, require_env: bool
     documents = []
     digest = hashlib.sha256()
     for path in rule_files(directory):
-        text = path.read_text("utf-8")
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            errors.append(ConfigError(f"cannot be read: {error}", str(path)))
+            continue
         digest.update(path.name.encode() + b"\0" + text.encode() + b"\0")
         document, problems = parse_document(text, str(path))
         errors.extend(problems)

@@ -10,6 +10,7 @@ from .redis_client import connect, redis_url
 from .rules import LiveRules
 from .settings import Settings
 
+
 class Runtime:
     """Settings, live rules and a lazily opened Redis client."""
 

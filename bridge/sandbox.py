@@ -35,8 +35,16 @@ from functools import partial
 from flask import Blueprint, Flask, Response, g, jsonify, request
 
 from bridge.lms.coursetoolkit import DEFAULTS as COURSETOOLKIT_DEFAULTS
-from bridge.sandbox_state import (COURSEBOX_EMAIL, COURSEBOX_PASSWORD, COURSETOOLKIT_API_KEY,  # noqa: F401
-                                  COURSETOOLKIT_API_USER, SandboxState, fault_problem, now_iso, redact)
+from bridge.sandbox_state import (  # noqa: F401
+    COURSEBOX_EMAIL,
+    COURSEBOX_PASSWORD,
+    COURSETOOLKIT_API_KEY,
+    COURSETOOLKIT_API_USER,
+    SandboxState,
+    fault_problem,
+    now_iso,
+    redact,
+)
 
 
 def loopback_error(status: int, message: str, code: str | None = None) -> tuple[Response, int]:

@@ -9,7 +9,6 @@ import jsonschema
 
 from .signatures import ALGORITHMS, DEFAULT_TOLERANCE, ENCODINGS
 
-
 _SECRET = {"description": "the shared secret; a list accepts each of them, for a rotation",
            "oneOf": [{"type": "string", "minLength": 1},
                      {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}]}

@@ -30,9 +30,19 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from .conditions import MISSING, lookup
 from .errors import Unauthorized
+from .signatures import (
+    basic_credentials,
+    check_window,
+    digest,
+    matches,
+    require_secrets,
+    same_text,
+    secrets_of,
+    tolerance_of,
+    utf8,
+    whsec_key,
+)
 from .source_options import generic_schema, preset_schema
-from .signatures import (basic_credentials, check_window, digest,
-                         matches, require_secrets, same_text, secrets_of, tolerance_of, utf8, whsec_key)
 
 # The characters HubSpot decodes in the request URI before it signs v3.
 _HUBSPOT_DECODED = re.compile(r"%(3A|2F|3F|40|21|24|27|28|29|2A|2C|3B)", re.IGNORECASE)

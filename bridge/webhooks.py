@@ -9,10 +9,10 @@ import redis
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from . import metrics
 from .bodies import decode_body
 from .deliveries import accept, new_delivery_id
 from .engine import decide_all
-from . import metrics
 from .errors import BadRequest, BridgeError, ConfigErrors, NotFound, Unauthorized
 from .signatures import secrets_of
 from .sources import PRESETS, Inbound

@@ -9,7 +9,6 @@ from .logs import configure_logging
 from .redis_client import connect, redis_url
 from .settings import Settings
 
-
 # A killed worker's job is found abandoned once its heartbeat lapses (monitoring interval + RQ's 60 s)
 # and a worker's maintenance runs (this interval): about two minutes in all, then RQ retries it.
 JOB_MONITORING_INTERVAL = 30

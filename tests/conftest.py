@@ -22,6 +22,16 @@ from tests.rule_files import EXAMPLE_RULES
 
 
 
+@pytest.fixture(autouse=True)
+def _quiet_logging():
+    """Take the bridge's log handler off after each test, so that CLI tests read only what commands print."""
+    import logging
+
+    yield
+    root = logging.getLogger()
+    root.handlers = [handler for handler in root.handlers if not getattr(handler, "_bridge", False)]
+
+
 def free_port() -> int:
     """Return a free TCP port on loopback."""
     with socket.socket() as sock:

@@ -91,3 +91,36 @@ def test_replay_runs_a_stored_delivery_through_the_fixed_rules(client, work, san
     assert any(call["path"].endswith("/Courses/13/enrolUser") for call in sandbox_calls())
     shown = json.loads(bridge(redis_url, lms_env, "show", replayed["delivery_id"], "--json").output)
     assert shown["replay_of"] == reply["delivery_id"] and shown["status"] == "succeeded"
+
+
+def test_replay_of_a_delivery_about_nobody_that_matched_nothing(client, redis_conn, redis_url, lms_env):
+    reply = client.post("/hooks/hr", **hr_post({"event": "employee.promoted", "id": "p1", "employee": {}})).get_json()
+    result = bridge(redis_url, lms_env, "replay", reply["delivery_id"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["matched"] == []
+
+
+def test_a_permanent_failure_is_recorded_as_the_first_attempt(client, work, redis_conn, redis_url, lms_env):
+    reply = client.post("/hooks/hr", **hr_post({"event": "employee.hired", "id": "a1", "employee": {"first_name": "No Email"}})).get_json()
+    work()
+    record = json.loads(bridge(redis_url, lms_env, "show", reply["delivery_id"], "--json").output)
+    assert [(step["status"], step.get("attempt")) for step in record["timeline"][2:]] == [("running", 1), ("failed", 1)]
+
+
+def test_a_late_step_does_not_bring_back_an_expired_delivery(client, redis_conn):
+    from bridge.deliveries import RECORD_KEY, TIMELINE_KEY, load_record, note
+
+    reply = client.post("/hooks/shop", **woo_post(ORDER)).get_json()
+    redis_conn.delete(RECORD_KEY.format(reply["delivery_id"]), TIMELINE_KEY.format(reply["delivery_id"]))
+    note(redis_conn, reply["delivery_id"], reply["jobs"][0], "queued")
+    assert not redis_conn.exists(RECORD_KEY.format(reply["delivery_id"]), TIMELINE_KEY.format(reply["delivery_id"]))
+    assert load_record(redis_conn, reply["delivery_id"]) is None
+
+
+def test_a_login_reply_is_never_kept(client, work, redis_url, lms_env):
+    reply = client.post("/hooks/shop", **woo_post(ORDER)).get_json()
+    work()
+    record = json.loads(bridge(redis_url, lms_env, "show", reply["delivery_id"], "--json").output)
+    login = record["attempts"][0]
+    assert login["url"].endswith("/auth/login") and login["reply"] == "[redacted]"
+    assert record["attempts"][1]["reply"] not in ("[redacted]", None)

@@ -204,3 +204,10 @@ def test_live_rules_without_a_good_set_keep_raising_the_load_errors(tmp_path):
     for _ in range(2):
         with pytest.raises(ConfigErrors, match="bad.yaml"):
             live.get()
+
+
+def test_an_unreadable_rule_file_is_an_error_naming_it(tmp_path):
+    write_rules(tmp_path, {"shop.yaml": GOOD})
+    (tmp_path / "latin.yaml").write_bytes("# caf\xe9\n".encode("latin-1"))
+    [message] = errors_of(tmp_path)
+    assert message.startswith(f"{tmp_path / 'latin.yaml'}: cannot be read:")

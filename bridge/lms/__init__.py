@@ -16,8 +16,14 @@ from collections.abc import Mapping
 from bridge.lms.base import ActionSpec, Connector, spec_problems
 from bridge.lms.coursebox import Coursebox
 from bridge.lms.coursetoolkit import CourseToolkit
-from bridge.lms.errors import (LMSAuthError, LMSError, LMSNotFound, LMSRateLimited, LMSRejected,
-                               LMSUnavailable)
+from bridge.lms.errors import (
+    LMSAuthError,
+    LMSError,
+    LMSNotFound,
+    LMSRateLimited,
+    LMSRejected,
+    LMSUnavailable,
+)
 
 CONNECTORS: dict[str, type[Connector]] = {cls.type: cls for cls in (CourseToolkit, Coursebox)}
 

@@ -10,7 +10,14 @@ from collections import deque
 from collections.abc import Mapping
 from urllib.parse import quote
 
-from bridge.lms.base import ActionSpec, Connector, connection_schema, digest, find_list, find_value
+from bridge.lms.base import (
+    ActionSpec,
+    Connector,
+    connection_schema,
+    digest,
+    find_list,
+    find_value,
+)
 from bridge.lms.errors import LMSAuthError, LMSRejected
 from bridge.lms.identity import normal
 from bridge.lms.store import locked
