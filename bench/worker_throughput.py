@@ -57,6 +57,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=positive(int), default=200, help="jobs to perform (default 200)")
     parser.add_argument("--workers", type=positive(int), default=1, help="`bridge worker --burst` processes (default 1)")
+    parser.add_argument("--mode", choices=("fork", "inline"), default="fork",
+                        help="BRIDGE_WORKER_MODE of the workers: a work horse per job, or jobs in the worker (default fork)")
     parser.add_argument("--seconds", type=positive(float), default=40.0,
                         help="time bound of the workers' run (default 40)")
     parser.add_argument("--redis-url", help="a Redis database to use and EMPTY (default: a redis-server of our own)")
@@ -66,7 +68,7 @@ def main() -> None:
     with Stack() as stack:
         url = stack.redis(options.redis_url)
         sandbox = stack.sandbox()
-        env = bridge_env(url, sandbox)
+        env = bridge_env(url, sandbox, BRIDGE_WORKER_MODE=options.mode)
         receiver = Client(stack.gunicorn("bridge", "bridge:create_app()", env, workers=1, threads=1))
         job_ids = [job for number in range(options.jobs)
                    for job in receiver.post("/hooks/shop", *signed_order(number, run))["jobs"]]

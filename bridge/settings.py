@@ -88,6 +88,7 @@ class Settings:
     rules_check_seconds: float = 1.0
     log_level: str = "info"
     log_format: str = "auto"
+    worker_mode: str = "fork"
     # Unset means the admin API is off: no token that could leak, no endpoint that could be guessed.
     admin_token: str | None = field(default=None, repr=False)
     # RQ's idle worker heartbeats every worker_ttl - 15 s (405 s) and its key lives worker_ttl + 60 s (480 s).
@@ -123,6 +124,7 @@ class Settings:
             rules_check_seconds=_float(env, "BRIDGE_RULES_CHECK_SECONDS", 1.0),
             log_level=_choice(env, "BRIDGE_LOG_LEVEL", ("debug", "info", "warning", "error"), "info"),
             log_format=_choice(env, "BRIDGE_LOG_FORMAT", ("auto", "json", "text"), "auto"),
+            worker_mode=_choice(env, "BRIDGE_WORKER_MODE", ("fork", "inline"), "fork"),
             admin_token=_token(env, "BRIDGE_ADMIN_TOKEN"),
             ready_worker_seconds=_int(env, "BRIDGE_READY_WORKER_SECONDS", 480),
             redis_tls_verify=_choice(env, "BRIDGE_REDIS_TLS_VERIFY", ("required", "none"), "required"),

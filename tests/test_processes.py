@@ -44,9 +44,10 @@ def procfile(kind: str) -> str:
     raise AssertionError(f"no {kind} line in the Procfile")
 
 
-def test_real_worker_process_performs_the_job(client, redis_conn, redis_url, lms_env, sandbox_calls):
+@pytest.mark.parametrize("mode", ["fork", "inline"])
+def test_real_worker_process_performs_the_job(client, redis_conn, redis_url, lms_env, sandbox_calls, mode):
     reply = client.post("/hooks/shop", **woo_post(ORDER)).get_json()
-    env = child_env(REDIS_URL=redis_url, RULES_DIR=EXAMPLE_RULES, BRIDGE_RETRY_INTERVALS="0", **lms_env)
+    env = child_env(REDIS_URL=redis_url, RULES_DIR=EXAMPLE_RULES, BRIDGE_RETRY_INTERVALS="0", BRIDGE_WORKER_MODE=mode, **lms_env)
     worker = start([PYTHON, "-m", "bridge", "worker", "--burst"], env)
     output = stop(worker, timeout=60) if worker.wait(timeout=60) is not None else ""
     assert worker.returncode == 0, output
