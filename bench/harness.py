@@ -26,6 +26,9 @@ import redis
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RULES = ROOT / "rules"
+# The tests' process helpers serve here too (run from a checkout: bench/ sits beside tests/).
+sys.path.insert(0, str(ROOT))
+from tests.processes import descendants  # noqa: E402
 PYTHON = sys.executable
 
 
@@ -114,25 +117,6 @@ class Process:
             return self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return None
-
-
-def descendants(pid: int) -> list[int]:
-    """Return the pids of a process's children, grandchildren and so on, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def _start_time(pid: int) -> str | None:
