@@ -21,6 +21,7 @@ ENV = {"CB_URL": "http://127.0.0.1:9/cb"}
 HEADER = """sources:
   shop:
     type: woocommerce
+    secret: bench-secret
 connections:
   cb:
     type: coursebox
@@ -69,21 +70,23 @@ def per_match(function, rounds: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2000, help="matches per timing (default 2000)")
-    rounds = parser.parse_args().rounds
+    parser.add_argument("--rules", type=int, default=10_000, help="rules in the large set (default 10000)")
+    options = parser.parse_args()
+    rounds, count = options.rounds, options.rules
     event = {"source": "shop", "event": "order.e0", "delivery_id": "b", "headers": {}, "query": {},
              "body": {"status": "completed", "billing": {"email": "a@b.test"}, "line_items": [{"sku": "SKU-3"}]}}
     with tempfile.TemporaryDirectory() as folder:
         small, small_load = ruleset_of(10, Path(folder) / "small")
-        large, large_load = ruleset_of(10_000, Path(folder) / "large")
+        large, large_load = ruleset_of(count, Path(folder) / "large")
     assert [d.rule.name for d in decide_all(small, event) if d.matched] == ["rule-3"]
     assert [d.rule.name for d in decide_all(large, event) if d.matched] == ["rule-3"]
     indexed_small = per_match(lambda: decide_all(small, event), rounds)
     indexed_large = per_match(lambda: decide_all(large, event), rounds)
     scan_small = per_match(lambda: [decide(rule, event) for rule in small.rules_for("shop")], rounds)
     scan_large = per_match(lambda: [decide(rule, event) for rule in large.rules_for("shop")], max(1, rounds // 500))
-    print(f"load:     10 rules {small_load * 1000:8.1f} ms   10,000 rules {large_load * 1000:8.1f} ms")
-    print(f"indexed:  10 rules {indexed_small * 1e6:8.1f} us   10,000 rules {indexed_large * 1e6:8.1f} us   ratio {indexed_large / indexed_small:6.2f}")
-    print(f"scan:     10 rules {scan_small * 1e6:8.1f} us   10,000 rules {scan_large * 1e6:8.1f} us   ratio {scan_large / scan_small:6.0f}")
+    print(f"load:     10 rules {small_load * 1000:8.1f} ms   {count:,} rules {large_load * 1000:8.1f} ms")
+    print(f"indexed:  10 rules {indexed_small * 1e6:8.1f} us   {count:,} rules {indexed_large * 1e6:8.1f} us   ratio {indexed_large / indexed_small:6.2f}")
+    print(f"scan:     10 rules {scan_small * 1e6:8.1f} us   {count:,} rules {scan_large * 1e6:8.1f} us   ratio {scan_large / scan_small:6.0f}")
 
 
 if __name__ == "__main__":

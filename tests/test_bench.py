@@ -50,3 +50,8 @@ def test_worker_throughput_prints_its_ratio():
 def test_help_names_the_size_option(script):
     output = run_bench(script, "--help")
     assert any(option in output for option in ("--requests", "--samples", "--jobs"))
+
+
+def test_rules_scale_prints_both_ratios():
+    output = run_bench("rules_scale.py", "--rounds", "20", "--rules", "200")
+    assert ratio_line(output, "indexed:") and ratio_line(output, "scan:")
