@@ -300,8 +300,8 @@ def drop_connection():
     if sock is None:  # the Flask test client has no socket to close
         return loopback_error(500, "sandbox fault: this server cannot drop a connection")
     request.get_data(parse_form_data=True)  # read the body while the socket is open, so the call log has it
-    sock.shutdown(socket.SHUT_RDWR)
-    g.sandbox_dropped = True
+    # Closed once the call is in the log (record_call), so a client's next call is never logged before this one.
+    g.sandbox_dropped = sock
     # The server's write of this reply fails on the closed socket; both servers treat that as a client gone.
     return Response(status=500)
 
@@ -358,12 +358,14 @@ def create_sandbox_blueprint(state: SandboxState | None = None) -> Blueprint:
         else:
             body = request.get_data(as_text=True)[:2000] or None
         headers = {name: request.headers[name] for name in ("X-Access-Token", "User-Agent") if name in request.headers}
-        dropped = getattr(g, "sandbox_dropped", False)
+        dropped = getattr(g, "sandbox_dropped", None) is not None
         call = {"time": now_iso(), "lms": g.sandbox_lms, "method": request.method, "path": request.path,
                 "query": redact(request.args.to_dict()), "body": redact(body), "headers": redact(headers),
                 "status": None if dropped else response.status_code, "fault": g.sandbox_fault, "dropped": dropped}
         with state.lock:
             state.calls.append(call)
+        if dropped:
+            g.sandbox_dropped.shutdown(socket.SHUT_RDWR)
         return response
 
     return blueprint
