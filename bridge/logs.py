@@ -11,6 +11,8 @@ from .redaction import REDACTED, is_secret_name
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and belongs in the JSON line.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+# RQ attaches a failed job's whole arguments to its error line: the webhook body, people's data; the job id is enough.
+_STANDARD |= {"arguments", "kwargs"}
 
 
 def _fields(record: logging.LogRecord) -> dict:

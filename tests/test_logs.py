@@ -54,3 +54,10 @@ def test_formatters_redact_secret_looking_fields_and_keep_others():
     assert "delivery_id=d1" in TextFormatter().format(record) and "k3y" not in TextFormatter().format(record)
     with pytest.raises(ValueError):
         configure_logging("INFO", "xml")
+
+
+def test_rq_error_lines_leave_out_the_job_arguments():
+    record = logging.LogRecord("rq.worker", logging.ERROR, "", 0, "job failed", (), None)
+    record.arguments, record.job_id = [{"event": {"body": {"email": "someone@example.com"}}}], "j1"
+    line = json.loads(JSONFormatter().format(record))
+    assert line["job_id"] == "j1" and "arguments" not in line
