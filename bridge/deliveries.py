@@ -30,6 +30,9 @@ SUBJECT_KEY = "bridge:subject:{}"
 INDEX_TRIM_CHANCE = 0.01
 FAILURE_CALLBACK = "bridge.jobs.on_failure"
 DONE_STATUSES = {"finished", "failed", "stopped", "canceled"}
+# A delivery's status is its jobs' worst: one failed job makes the delivery failed.
+PRECEDENCE = ("failed", "retrying", "running", "queued", "succeeded")
+STATUSES = (*PRECEDENCE, "unmatched")
 RAW_BODY_CAP = 64 * 1024
 JOB_FUNCTION = "bridge.jobs.run_rule"
 # Header values that authenticate a request are never stored; the signature check needs them only once.
@@ -168,7 +171,6 @@ class _Writer:
             "event": event["event"],
             "sender_id": event.get("sender_id") or "",
             "received_at": now,
-            "status": "queued" if job_ids else "unmatched",
             "rules_version": self.ruleset.version,
             "decisions": json.dumps(decided),
             "jobs": json.dumps(job_ids),
@@ -252,8 +254,19 @@ def note(connection: redis.Redis, delivery_id: str, job_id: str, status: str, **
                     json.dumps(entry, default=str), f"job:{job_id}", status)
 
 
+def delivery_status(record: dict) -> str:
+    """Return a delivery's status from its jobs' statuses."""
+    statuses = {value for key, value in record.items() if key.startswith("job:")}
+    if not statuses:
+        return "unmatched"
+    for status in PRECEDENCE:
+        if status in statuses:
+            return status
+    return "queued"
+
+
 def load_record(connection: redis.Redis, delivery_id: str) -> dict | None:
-    """Return a stored delivery record, decoded, with its timeline, or None."""
+    """Return a stored delivery record, decoded, with its status and timeline, or None."""""
     raw = connection.hgetall(RECORD_KEY.format(delivery_id))
     if b"id" not in raw:
         return None  # missing, or only a stray counter left after it expired
@@ -263,5 +276,6 @@ def load_record(connection: redis.Redis, delivery_id: str) -> dict | None:
     record["received_at"] = float(record["received_at"])
     record["body_truncated"] = record["body_truncated"] == "1"
     record["duplicates"] = int(record.get("duplicates", 0))
+    record["status"] = delivery_status(record)
     record["timeline"] = [json.loads(item) for item in connection.lrange(TIMELINE_KEY.format(delivery_id), 0, -1)]
     return record

@@ -10,11 +10,8 @@ from datetime import datetime, timezone
 
 import redis
 
-from .deliveries import ATTEMPTS_KEY, INDEX_KEY, RECORD_KEY, load_record
+from .deliveries import ATTEMPTS_KEY, INDEX_KEY, RECORD_KEY, STATUSES, delivery_status, load_record
 
-# A delivery's status is its jobs' worst: one failed job makes the delivery failed.
-PRECEDENCE = ("failed", "retrying", "running", "queued", "succeeded")
-STATUSES = (*PRECEDENCE, "unmatched")
 PAGE = 200
 _AGE = re.compile(r"([0-9]+)([smhd])")
 _AGE_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -34,17 +31,6 @@ def parse_time(text: str | None) -> float | None:
         return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
     except (ValueError, OverflowError):
         raise ValueError(f"{text!r} is neither an ISO 8601 time (2026-11-25T10:00:00Z) nor an age such as 30m, 2h, 7d") from None
-
-
-def delivery_status(record: dict) -> str:
-    """Return a delivery's status from its jobs' statuses."""
-    statuses = {value for key, value in record.items() if key.startswith("job:")}
-    if not statuses:
-        return "unmatched"
-    for status in PRECEDENCE:
-        if status in statuses:
-            return status
-    return "queued"
 
 
 @dataclass(frozen=True)
@@ -124,10 +110,6 @@ def show(connection: redis.Redis, delivery_id: str) -> dict | None:
     record = load_record(connection, delivery_id)
     if record is None:
         return None
-    record["status"] = delivery_status({key: value for key, value in record.items() if key.startswith("job:")})
     record["attempts"] = [json.loads(item) for item in connection.lrange(ATTEMPTS_KEY.format(delivery_id), 0, -1)]
-    record["job_status"] = {key[4:]: value for key, value in record.items() if key.startswith("job:")}
-    for key in list(record):
-        if key.startswith("job:"):
-            del record[key]
+    record["job_status"] = {key[4:]: record.pop(key) for key in [key for key in record if key.startswith("job:")]}
     return record
