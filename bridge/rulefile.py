@@ -110,8 +110,6 @@ def _message(error) -> str:
         return f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
     if error.validator == "pattern":
         return f"{error.instance!r} may only hold letters, digits, '_', '.' and '-' (and start with a letter or digit)"
-    if error.validator in ("minProperties", "maxProperties") and "path" in error.instance:
-        return "a condition takes a path and exactly one test: equals, in or exists"
     return error.message
 
 
