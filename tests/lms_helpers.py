@@ -1,8 +1,7 @@
-"""Fixtures of the LMS tests: the sandbox over loopback HTTP, Redis db 14, connectors that get closed."""
+"""Fixtures of the LMS tests: the sandbox over loopback HTTP, the tests' Redis, connectors that get closed."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import socket
 import threading
@@ -14,9 +13,6 @@ from werkzeug.serving import make_server
 
 from bridge.lms import build_connector
 from bridge.sandbox import SandboxState, create_sandbox_app
-
-REDIS_URL = os.environ.get("BRIDGE_LMS_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
-
 
 class LiveSandbox:
     """The sandbox served from a thread, read and steered over HTTP like any outside client would."""
@@ -81,17 +77,9 @@ def redis_name():
 
 
 @pytest.fixture
-def redis14(redis_name):
-    """Return a client on Redis test database 14; the keys of connections named `redis_name` go at the end.
-
-    Never FLUSHDB: other test runs may share this database at the same time.
-    """
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.exceptions.RedisError as exc:
-        client.close()
-        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
+def redis14(redis_name, redis_url):
+    """Return a client on the tests' Redis; the keys of connections named `redis_name` go at the end."""
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=1)
     yield client
     for key in client.scan_iter(f"bridge:lms:{redis_name}:*"):
         client.delete(key)

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from bridge.lms.cli import lms
 from bridge.sandbox import COURSEBOX_EMAIL, COURSEBOX_PASSWORD, COURSETOOLKIT_API_KEY, COURSETOOLKIT_API_USER
-from tests.lms_helpers import REDIS_URL, live_sandbox, lms_sandbox, redis14, redis_name  # noqa: F401
+from tests.lms_helpers import live_sandbox, lms_sandbox, redis14, redis_name  # noqa: F401
 
 CONNECTIONS = """\
 connections:
@@ -92,19 +92,19 @@ def test_user_by_id_and_by_email_with_toolkit_permissions(bridge_lms):
     assert unknown.exit_code == 1 and "no coursebox user id is known for 'nobody@example.com'" in unknown.stderr
 
 
-def test_learners_teach_the_bridge_emails_through_redis(bridge_lms, lms_sandbox, redis14, redis_name, tmp_path):
+def test_learners_teach_the_bridge_emails_through_redis(bridge_lms, lms_sandbox, redis14, redis_name, redis_url, tmp_path):
     (tmp_path / "connections.yaml").write_text(CONNECTIONS.format(
         box=redis_name, box_url=lms_sandbox.coursebox_url, box_email=COURSEBOX_EMAIL,
         kit_url=lms_sandbox.coursetoolkit_url, kit_user=COURSETOOLKIT_API_USER))
-    bridge_lms("ping", redis_name, redis_url=REDIS_URL, rules=tmp_path)
-    user = bridge_lms("user", redis_name, "1", "--json", redis_url=REDIS_URL, rules=tmp_path)
+    bridge_lms("ping", redis_name, redis_url=redis_url, rules=tmp_path)
+    user = bridge_lms("user", redis_name, "1", "--json", redis_url=redis_url, rules=tmp_path)
     assert json.loads(user.output)["email"] == COURSEBOX_EMAIL
     lms_sandbox.state.enrollments["13"].append(1)
 
-    learners = bridge_lms("learners", redis_name, "13", redis_url=REDIS_URL, rules=tmp_path)
+    learners = bridge_lms("learners", redis_name, "13", redis_url=redis_url, rules=tmp_path)
     assert learners.exit_code == 0 and learners.output.splitlines() == [
         "ID  EMAIL               NAME", f"1   {COURSEBOX_EMAIL}  Sandbox Admin", "1 learner(s) in course 13"]
-    by_email = bridge_lms("user", redis_name, COURSEBOX_EMAIL.upper(), "--json", redis_url=REDIS_URL, rules=tmp_path)
+    by_email = bridge_lms("user", redis_name, COURSEBOX_EMAIL.upper(), "--json", redis_url=redis_url, rules=tmp_path)
     assert json.loads(by_email.output)["id"] == "1"
     assert len(lms_sandbox.calls("/auth/login")) == 1  # ping's token served every later command
 
