@@ -25,7 +25,7 @@ import redis
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-RULES = ROOT / "rules"
+RULES = ROOT / "examples" / "rules"
 # The tests' process helpers serve here too (run from a checkout: bench/ sits beside tests/).
 sys.path.insert(0, str(ROOT))
 from tests.processes import descendants  # noqa: E402

@@ -39,9 +39,9 @@ def serve(port: int | None, host: str | None):
     port = port or settings.port
     if settings.redis_url:
         os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{host or '0.0.0.0'}:{port}", "bridge:create_app()"])
-    from .embedded import serve_embedded
+    from .embedded import serve_embedded, with_rules
 
-    sys.exit(serve_embedded(settings, host or "127.0.0.1", port))
+    sys.exit(serve_embedded(with_rules(settings, os.environ), host or "127.0.0.1", port))
 
 
 @cli.command(with_appcontext=False)
@@ -97,7 +97,13 @@ def _load(directory: Path | None, require_env: bool = True):
 @click.option("--allow-unset-env", is_flag=True, help="Do not report ${VARIABLES} that are unset (checking files, not a deploy).")
 def check(directory: Path | None, allow_unset_env: bool):
     """Check the rule files; print every error as file:line:column: message."""
+    directory = directory or _settings().rules_dir
     ruleset = _load(directory, require_env=not allow_unset_env)
+    if not ruleset.files:
+        # A first deploy before any rule is written must not fail: say what that means instead.
+        click.echo(f"ok: no rule files in {directory}: every /hooks/... URL answers 404 until you add some "
+                   "(examples/rules/ has examples to copy)")
+        return
     click.echo(
         f"ok: {len(ruleset.files)} file(s), {len(ruleset.sources)} source(s), "
         f"{len(ruleset.connections)} connection(s), {len(ruleset.rules)} rule(s); version {ruleset.version}"

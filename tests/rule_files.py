@@ -1,11 +1,24 @@
-"""Helpers to write rule files for tests."""
+"""Helpers to write rule files for tests, and the tests' own copy of the example rules."""
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 import textwrap
 from pathlib import Path
 
-EXAMPLE_RULES = Path(__file__).resolve().parent.parent / "rules"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _copy_of_examples() -> Path:
+    """Copy examples/rules once per test session, so that nothing a user puts in a rules folder changes the tests."""
+    folder = Path(tempfile.mkdtemp(prefix="bridge-test-rules-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return Path(shutil.copytree(REPO / "examples" / "rules", folder / "rules"))
+
+
+EXAMPLE_RULES = _copy_of_examples()
 
 CONNECTIONS = """
 connections:

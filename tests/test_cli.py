@@ -6,7 +6,7 @@ import sys
 from click.testing import CliRunner
 
 from bridge.cli import cli
-from tests.rule_files import EXAMPLE_RULES
+from tests.rule_files import EXAMPLE_RULES, REPO
 
 
 def test_check_passes_on_the_examples(lms_env):
@@ -54,3 +54,24 @@ def test_bad_setting_is_a_usage_error(monkeypatch):
 def test_the_module_workers_import_does_not_import_flask():
     code = "import sys, bridge.jobs; assert 'flask' not in sys.modules, sorted(m for m in sys.modules if 'flask' in m)"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_check_of_an_empty_folder_passes_and_says_so(tmp_path):
+    result = CliRunner().invoke(cli, ["check", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert f"no rule files in {tmp_path}" in result.output and "examples/rules/" in result.output
+
+
+def test_the_repository_rules_folder_holds_no_rule_files():
+    # A deploy reads rules/: the examples must not be in it, or a deploy that does not use them fails on them.
+    assert (REPO / "rules").is_dir() and not list((REPO / "rules").glob("*.y*ml"))
+    assert list((REPO / "examples" / "rules").glob("*.yaml"))
+
+
+def test_embedded_mode_runs_the_examples_unless_rules_dir_is_set(tmp_path):
+    from bridge.embedded import EXAMPLE_RULES as SHIPPED, with_rules
+    from bridge.settings import Settings
+
+    assert with_rules(Settings.from_env({}), {}).rules_dir == SHIPPED == REPO / "examples" / "rules"
+    env = {"RULES_DIR": str(tmp_path)}
+    assert with_rules(Settings.from_env(env), env).rules_dir == tmp_path

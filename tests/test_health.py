@@ -14,10 +14,10 @@ from bridge import create_app
 from bridge.embedded import DEMO_SECRETS
 from tests.conftest import free_port
 from tests.processes import PYTHON, child_env, descendants, start, stop, wait_for
-from tests.rule_files import EXAMPLE_RULES
+from tests.rule_files import EXAMPLE_RULES, REPO
 from tests.signing import sign_woocommerce
 
-ROOT = EXAMPLE_RULES.parent
+ROOT = REPO
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from rq.job import Job, JobStatus
 from bridge import create_app
 from tests.conftest import free_port
 from tests.processes import PYTHON, child_env, start, stop, wait_for
-from tests.rule_files import EXAMPLE_RULES
+from tests.rule_files import EXAMPLE_RULES, REPO
 from tests.signing import woo_post
 
-ROOT = EXAMPLE_RULES.parent
+ROOT = REPO
 ORDER = {"id": 7, "status": "completed", "line_items": [{"sku": "COURSE-42", "quantity": 1}], "billing": {"email": "ann@example.com", "first_name": "Ann", "last_name": "Ray"}}
 
 
