@@ -26,6 +26,8 @@ TIMELINE_KEY = "bridge:delivery:{}:timeline"
 ATTEMPTS_KEY = "bridge:delivery:{}:attempts"
 INDEX_KEY = "bridge:deliveries"
 SEEN_KEY = "bridge:seen:{}:{}"
+# The name is the bare 32-byte digest: it is kept for months, for every delivery of a sender without timestamps.
+REPLAY_KEY_PREFIX = b"bridge:replay:"
 SUBJECT_KEY = "bridge:subject:{}"
 INDEX_TRIM_CHANCE = 0.01
 FAILURE_CALLBACK = "bridge.jobs.on_failure"
@@ -84,15 +86,31 @@ def seen_key(event: dict, raw: bytes, index: int) -> str:
     return SEEN_KEY.format(event["source"], f"sha256:{digest}")
 
 
+def replay_key(source: str, signed: bytes, index: int) -> bytes:
+    """Return the key that remembers signed bytes, so that a captured request resent with a fresh id is a duplicate."""
+    return REPLAY_KEY_PREFIX + hashlib.sha256(f"{source}\0{index}\0".encode() + signed).digest()
+
+
+def dedupe_keys(event: dict, raw: bytes, index: int, settings: Settings, signed: bytes | None) -> list[tuple[str | bytes, int]]:
+    """Return (key, seconds to keep it) for each key that makes a later copy of the event a duplicate."""
+    if event.get("replay_of"):
+        return []  # a replay is asked for on purpose: it is never a duplicate
+    keys: list[tuple[str | bytes, int]] = [(seen_key(event, raw, index), settings.dedupe_window)]
+    if signed is not None and settings.replay_window > 0:
+        keys.append((replay_key(event["source"], signed, index), settings.replay_window))
+    return keys
+
+
 def accept(connection: redis.Redis, settings: Settings, batch: list[tuple[dict, list[Decision]]], raw: bytes,
-           ruleset: RuleSet, secrets: list[str] = ()) -> list[Outcome]:
+           ruleset: RuleSet, secrets: list[str] = (), signed: bytes | None = None) -> list[Outcome]:
     """Store each new event's record and enqueue one job per matched rule, all in one transaction.
 
+    `signed` is what the sender's signature covers when it has no signed timestamp: those bytes are
+    remembered for the replay window, so that a copy with a forged delivery id is a duplicate too.
     Jobs about the same subject (a person) run in arrival order: each depends, through RQ's
     dependencies, on the previous unfinished job about that subject.
     """
-    # A replay is asked for on purpose: it is never a duplicate.
-    keys = [None if event.get("replay_of") else seen_key(event, raw, index) for index, (event, _) in enumerate(batch)]
+    keys = [dedupe_keys(event, raw, index, settings, signed) for index, (event, _) in enumerate(batch)]
     subjects = [{d.rule.name: subject_of(d.rule, event) for d in decisions if d.matched} for event, decisions in batch]
     subject_keys = sorted({subject_key(s) for found in subjects for s in found.values() if s})
     stored_raw = scrub(raw[:RAW_BODY_CAP].decode("utf-8", "replace"), list(secrets))
@@ -102,16 +120,18 @@ def accept(connection: redis.Redis, settings: Settings, batch: list[tuple[dict, 
             while True:
                 try:
                     # WATCH makes "not seen yet" and "now queued" one step: a racing copy makes EXEC fail and re-read.
-                    watched = [key for key in keys if key] + subject_keys
+                    watched = [key for found in keys for key, _ in found] + subject_keys
                     if watched:  # a replay about nobody has nothing to watch
                         pipe.watch(*watched)
                     values = dict(zip(watched, pipe.mget(watched))) if watched else {}
-                    firsts = [values.get(key) if key else None for key in keys]
+                    # Any one of an event's keys seen before makes it a duplicate of the delivery it names.
+                    firsts = [next((values[key] for key, _ in found if values.get(key) is not None), None)
+                              for found in keys]
                     pending = _unfinished_jobs(pipe, {key: values[key] for key in subject_keys})
                     pipe.multi()
                     writer = _Writer(pipe, queue, settings, ruleset, list(secrets), stored_raw, len(raw), pending)
-                    outcomes = [writer.write(event, decisions, found, key, first)
-                                for (event, decisions), found, key, first in zip(batch, subjects, keys, firsts)]
+                    outcomes = [writer.write(event, decisions, found, dedupe, first)
+                                for (event, decisions), found, dedupe, first in zip(batch, subjects, keys, firsts)]
                     pipe.execute()
                     return outcomes
                 except redis.WatchError:
@@ -148,7 +168,8 @@ class _Writer:
         self.pipe, self.queue, self.settings, self.ruleset = pipe, queue, settings, ruleset
         self.secrets, self.stored_raw, self.raw_length, self.pending = secrets, stored_raw, raw_length, pending
 
-    def write(self, event: dict, decisions: list[Decision], subjects: dict, key: str | None, first: bytes | None) -> Outcome:
+    def write(self, event: dict, decisions: list[Decision], subjects: dict, keys: list[tuple[str | bytes, int]],
+              first: bytes | None) -> Outcome:
         """Write one event: a duplicate only counts; a new one gets its record, timeline and jobs."""
         pipe, settings = self.pipe, self.settings
         delivery_id = event["delivery_id"]
@@ -186,8 +207,8 @@ class _Writer:
             **{f"job:{job_id}": "queued" for job_id in job_ids},
         }
         record_key, timeline_key = RECORD_KEY.format(delivery_id), TIMELINE_KEY.format(delivery_id)
-        if key:
-            pipe.set(key, delivery_id, ex=settings.dedupe_window)
+        for key, seconds in keys:
+            pipe.set(key, delivery_id, ex=seconds)
         pipe.hset(record_key, mapping=record)
         pipe.expire(record_key, settings.delivery_ttl)
         pipe.rpush(timeline_key, json.dumps({"at": now, "status": "received"}),

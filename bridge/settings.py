@@ -82,6 +82,8 @@ class Settings:
     delivery_ttl: int = 14 * 24 * 3600
     # Longer than Stripe's three days of retries, the longest of the senders'.
     dedupe_window: int = 7 * 24 * 3600
+    # Senders that sign no timestamp can be replayed for as long as a captured request exists; months, then.
+    replay_window: int = 90 * 24 * 3600
     lms_connect_timeout: float = 5.0
     lms_read_timeout: float = 30.0
     sandbox: bool = False
@@ -118,6 +120,7 @@ class Settings:
             job_timeout=_int(env, "BRIDGE_JOB_TIMEOUT", 300),
             delivery_ttl=_int(env, "BRIDGE_DELIVERY_TTL", 14 * 24 * 3600),
             dedupe_window=_int(env, "BRIDGE_DEDUPE_WINDOW", 7 * 24 * 3600),
+            replay_window=_int(env, "BRIDGE_REPLAY_WINDOW", 90 * 24 * 3600),
             lms_connect_timeout=_float(env, "BRIDGE_LMS_CONNECT_TIMEOUT", 5.0),
             lms_read_timeout=_float(env, "BRIDGE_LMS_READ_TIMEOUT", 30.0),
             sandbox=env.get("BRIDGE_SANDBOX", "").lower() in ("1", "true", "yes", "on"),

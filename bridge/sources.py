@@ -6,7 +6,7 @@ The receiver calls, for a source of type T with options O (its rule-file block w
     preset = PRESETS[T]
     if preset.ping(inbound, O):      # a sender checking the URL: answer exactly 200, queue nothing
         ...
-    preset.verify(inbound, O, time.time())   # raises Unauthorized with a short reason
+    signed = preset.verify(inbound, O, time.time())  # raises Unauthorized; returns bytes a replay would repeat
     for event in preset.events(inbound, O):  # HubSpot and legacy BambooHR batches give several; [] is possible
         ...
 
@@ -102,13 +102,17 @@ class Preset:
 
     type: str
     schema: dict
-    check: Callable[[Inbound, Mapping, float], None]
+    check: Callable[[Inbound, Mapping, float], bytes | None]
     read: Callable[[Inbound, Mapping], list[Event]]
     is_ping: Callable[[Inbound, Mapping], bool] = lambda inbound, options: False
 
-    def verify(self, inbound: Inbound, options: Mapping | None, now: float) -> None:
-        """Raise Unauthorized with a short reason unless the request proves it comes from the sender."""
-        self.check(inbound, options or {}, now)
+    def verify(self, inbound: Inbound, options: Mapping | None, now: float) -> bytes | None:
+        """Raise Unauthorized with a short reason unless the request proves it comes from the sender.
+
+        Returns the bytes the signature covers when the scheme signs no timestamp (a captured copy stays
+        valid forever, so the receiver remembers them); None when a timestamp or nothing at all is signed.
+        """
+        return self.check(inbound, options or {}, now)
 
     def events(self, inbound: Inbound, options: Mapping | None = None) -> list[Event]:
         """Return the events of a verified request, in order."""
@@ -137,7 +141,7 @@ def _header(inbound: Inbound, header: str) -> str:
 
 
 def _body_hmac(inbound: Inbound, secrets: list[str], header: str, encoding: str,
-               algorithm: str = "sha256", prefix: str = "") -> None:
+               algorithm: str = "sha256", prefix: str = "") -> bytes:
     given = _header(inbound, header)
     if prefix:
         if not given.startswith(prefix):
@@ -145,11 +149,12 @@ def _body_hmac(inbound: Inbound, secrets: list[str], header: str, encoding: str,
         given = given[len(prefix):]
     if not matches(given, [digest(utf8(s), inbound.raw, algorithm) for s in secrets], encoding):
         raise Unauthorized("signature does not match")
+    return inbound.raw
 
 
-def _signed_by_header(header: str, encoding: str, prefix: str = "") -> Callable[[Inbound, Mapping, float], None]:
-    def check(inbound: Inbound, options: Mapping, now: float) -> None:
-        _body_hmac(inbound, require_secrets(options), header, encoding, prefix=prefix)
+def _signed_by_header(header: str, encoding: str, prefix: str = "") -> Callable[[Inbound, Mapping, float], bytes]:
+    def check(inbound: Inbound, options: Mapping, now: float) -> bytes:
+        return _body_hmac(inbound, require_secrets(options), header, encoding, prefix=prefix)
     return check
 
 
@@ -167,11 +172,11 @@ def _from_body(name: str) -> Callable[[Inbound], str | None]:
 
 # --- WooCommerce ------------------------------------------------------------------------------
 
-def _woo_check(inbound: Inbound, options: Mapping, now: float) -> None:
+def _woo_check(inbound: Inbound, options: Mapping, now: float) -> bytes:
     secrets = require_secrets(options)
     # WooCommerce signs with the secret HTML-entity-decoded (wp_specialchars_decode); its admin may show it encoded.
     secrets += [decoded for decoded in map(html.unescape, secrets) if decoded not in secrets]
-    _body_hmac(inbound, secrets, "X-WC-Webhook-Signature", "base64")
+    return _body_hmac(inbound, secrets, "X-WC-Webhook-Signature", "base64")
 
 
 def _woo_id(inbound: Inbound) -> str | None:
@@ -217,7 +222,7 @@ def _hubspot_urls(inbound: Inbound, options: Mapping) -> list[str]:
     return list(dict.fromkeys(url for url in (inbound.url, inbound.forwarded_url()) if url))
 
 
-def _hubspot_check(inbound: Inbound, options: Mapping, now: float) -> None:
+def _hubspot_check(inbound: Inbound, options: Mapping, now: float) -> bytes | None:
     secrets = require_secrets(options)
     versions = options.get("versions") or ["v1", "v2", "v3"]
     urls = _hubspot_urls(inbound, options)
@@ -230,7 +235,7 @@ def _hubspot_check(inbound: Inbound, options: Mapping, now: float) -> None:
         if not matches(inbound.header("x-hubspot-signature-v3"), expected, "base64"):
             raise Unauthorized("signature does not match")
         check_window(timestamp, now, tolerance_of(options), "X-HubSpot-Request-Timestamp")
-        return
+        return None
     signature = inbound.header("x-hubspot-signature")
     if not signature:
         raise Unauthorized(f"missing X-HubSpot-Signature{'-v3' if versions == ['v3'] else ''} header")
@@ -244,6 +249,8 @@ def _hubspot_check(inbound: Inbound, options: Mapping, now: float) -> None:
                     for secret in secrets for url in urls]
     if not matches(signature, expected, "hex"):
         raise Unauthorized("signature does not match")
+    # v1 and v2 sign no timestamp; the method and URL v2 adds are the same for every request to this source.
+    return inbound.raw
 
 
 def _hubspot_events(inbound: Inbound, options: Mapping) -> list[Event]:
@@ -345,10 +352,10 @@ def _gumroad_events(inbound: Inbound, options: Mapping) -> list[Event]:
 
 # --- generic ----------------------------------------------------------------------------------
 
-def _generic_check(inbound: Inbound, options: Mapping, now: float) -> None:
+def _generic_check(inbound: Inbound, options: Mapping, now: float) -> bytes | None:
     auth = options.get("auth")
     if auth == "none":
-        return
+        return None
     if auth == "token":
         if options.get("header"):
             given = _header(inbound, options["header"])
@@ -366,10 +373,11 @@ def _generic_check(inbound: Inbound, options: Mapping, now: float) -> None:
         if not (same_text(password, require_secrets(options, "password")) & user_ok):
             raise Unauthorized("credentials do not match")
     elif auth == "hmac":
-        _body_hmac(inbound, require_secrets(options), options.get("header") or "", options.get("encoding", "hex"),
+        return _body_hmac(inbound, require_secrets(options), options.get("header") or "", options.get("encoding", "hex"),
                    options.get("algorithm", "sha256"), options.get("prefix", ""))
     else:
         raise Unauthorized("source has no auth configured")
+    return None
 
 
 def read_path(inbound: Inbound, where: str | None) -> str | None:

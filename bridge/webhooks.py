@@ -63,7 +63,7 @@ def receive(name: str):
         log.info("URL check answered", extra={"source": name})
         return jsonify(source=name, ping=True, message="URL check answered; nothing queued"), 200
     try:
-        preset.verify(inbound, source.options, time.time())
+        signed = preset.verify(inbound, source.options, time.time())
     except Unauthorized as error:
         _refused(runtime, name, "unauthorized", error)
         raise
@@ -83,7 +83,7 @@ def receive(name: str):
     if not batch:
         return jsonify(source=name, deliveries=[], message="the body holds no events; nothing queued"), 200
     secrets = secrets_of(source.options.get("secret")) + secrets_of(source.options.get("password"))
-    outcomes = accept(runtime.redis, runtime.settings, batch, raw, ruleset, secrets)
+    outcomes = accept(runtime.redis, runtime.settings, batch, raw, ruleset, secrets, signed)
     for outcome in outcomes:
         log.info("delivery %s", "duplicate" if outcome.duplicate_of else "queued" if outcome.matched else "unmatched",
                  extra={"delivery_id": outcome.duplicate_of or outcome.delivery_id, "source": name, "event": outcome.event,

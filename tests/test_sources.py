@@ -560,3 +560,21 @@ def test_random_requests_raise_nothing_but_unauthorized(source, raw, headers, bo
     preset.ping(inbound, options)
     for event in preset.events(inbound, {**options, "event": "body.a.b", "id": "header:x-event"}):
         assert isinstance(event.name, str) and (event.delivery_id is None or isinstance(event.delivery_id, str))
+
+
+@pytest.mark.parametrize("source_type", sorted(CASES))
+def test_verify_returns_the_signed_bytes_only_for_schemes_without_a_signed_timestamp(source_type):
+    options, body, _, _ = CASES[source_type]
+    request = signed_request(source_type, options, body)
+    signed = PRESETS[source_type].verify(request.inbound(), options, NOW)
+    untimed = {"shopify", "woocommerce", "github", "typeform", "generic"}
+    assert signed == (request.raw if source_type in untimed else None)
+
+
+def test_hubspot_v1_returns_the_signed_body_and_v3_nothing():
+    body = b'[{"eventId": 1}]'
+    options = {"secret": "client-secret", "versions": ["v1", "v3"]}
+    v1 = Inbound.of("POST", URL, sign_hubspot_v1(body, "client-secret"), body, [])
+    assert PRESETS["hubspot"].verify(v1, options, NOW) == body
+    v3 = Inbound.of("POST", URL, sign_hubspot_v3(body, "client-secret"), body, [])
+    assert PRESETS["hubspot"].verify(v3, options, NOW) is None

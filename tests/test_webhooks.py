@@ -6,7 +6,7 @@ import pytest
 from rq import Queue
 
 from bridge.deliveries import INDEX_KEY, load_record
-from tests.signing import woo_post
+from tests.signing import hr_post, woo_post
 
 ORDER = {"id": 1001, "status": "completed", "line_items": [{"sku": "COURSE-42", "quantity": 1}], "billing": {"email": "Jane@Example.com", "first_name": "Jane", "last_name": "Doe"}}
 
@@ -228,3 +228,29 @@ def test_a_short_secret_in_the_body_is_scrubbed_without_breaking_the_event():
     event = {"headers": {}, "query": {}, "body": {"order": 12345, "note": "pin 1234 used", "items": ["1234"]}}
     stored = redact_event(event, ["1234"])
     assert stored["body"] == {"order": 12345, "note": "pin [redacted] used", "items": ["[redacted]"]}
+
+
+def test_a_captured_request_resent_with_a_fresh_delivery_id_is_a_duplicate(client, app, redis_conn):
+    from bridge.deliveries import REPLAY_KEY_PREFIX
+
+    first = client.post("/hooks/shop", **woo_post(ORDER, delivery_id="original")).get_json()
+    again = client.post("/hooks/shop", **woo_post(ORDER, delivery_id="forged-fresh-id"))
+    assert again.status_code == 200
+    assert again.get_json()["duplicate"] is True and again.get_json()["delivery_id"] == first["delivery_id"]
+    assert queued(app, redis_conn) == first["jobs"]
+    [key] = redis_conn.keys(REPLAY_KEY_PREFIX + b"*")
+    assert len(key) == len(REPLAY_KEY_PREFIX) + 32
+    window = app.extensions["bridge"].settings.replay_window
+    assert window == 90 * 24 * 3600 and window - 60 < redis_conn.ttl(key) <= window
+
+
+def test_a_changed_body_is_a_new_delivery_and_timestamped_senders_keep_no_replay_key(client, app, redis_conn):
+    from bridge.deliveries import REPLAY_KEY_PREFIX
+
+    assert client.post("/hooks/shop", **woo_post(ORDER)).status_code == 202
+    assert client.post("/hooks/shop", **woo_post({**ORDER, "id": 1002})).status_code == 202
+    assert len(redis_conn.keys(REPLAY_KEY_PREFIX + b"*")) == 2
+    redis_conn.delete(*redis_conn.keys(REPLAY_KEY_PREFIX + b"*"))
+    response = client.post("/hooks/hr", **hr_post({"event": "hired", "employee": {"email": "a@b.test"}}))
+    assert response.status_code == 202, response.get_json()
+    assert redis_conn.keys(REPLAY_KEY_PREFIX + b"*") == []
