@@ -7,18 +7,12 @@ import sys
 from pathlib import Path
 
 import click
-from flask.cli import FlaskGroup
 
 from .settings import Settings
 
 
-def _create_app():
-    from . import create_app
-
-    return create_app()
-
-
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, load_dotenv=False)
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bridge", prog_name="bridge", message="%(prog)s %(version)s")
 def cli():
     """Receive shop, CRM and HR webhooks and turn them into LMS actions."""
 
@@ -30,7 +24,7 @@ def _settings() -> Settings:
         raise click.UsageError(str(error)) from None
 
 
-@cli.command(with_appcontext=False)
+@cli.command()
 @click.option("--port", type=int, help="Port to listen on (default: $PORT or 8000).")
 @click.option("--host", default=None, help="Address to bind (default: 127.0.0.1 embedded, 0.0.0.0 with REDIS_URL).")
 def serve(port: int | None, host: str | None):
@@ -38,13 +32,17 @@ def serve(port: int | None, host: str | None):
     settings = _settings()
     port = port or settings.port
     if settings.redis_url:
+        _load(settings.rules_dir)  # a broken rule set stops here, before anything starts
         os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{host or '0.0.0.0'}:{port}", "bridge:create_app()"])
-    from .embedded import serve_embedded, with_rules
+    from .embedded import embedded_env, serve_embedded, with_rules
 
-    sys.exit(serve_embedded(with_rules(settings, os.environ), host or "127.0.0.1", port))
+    settings = with_rules(settings, os.environ)
+    env = embedded_env(settings, port)
+    _load(settings.rules_dir, env=env)
+    sys.exit(serve_embedded(settings, host or "127.0.0.1", port, env))
 
 
-@cli.command(with_appcontext=False)
+@cli.command()
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 def worker(burst: bool):
     """Run a worker that performs queued LMS actions (with RQ's scheduler, so retries fire)."""
@@ -61,7 +59,7 @@ def worker(burst: bool):
         sys.exit(1)
 
 
-@cli.command(with_appcontext=False)
+@cli.command()
 @click.option("--port", type=int, default=8001, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 def sandbox(port: int, host: str):
@@ -74,13 +72,13 @@ def sandbox(port: int, host: str):
     run_simple(host, port, create_sandbox_app(), threaded=True)
 
 
-def _load(directory: Path | None, require_env: bool = True):
+def _load(directory: Path | None, require_env: bool = True, env: dict | None = None):
     from .errors import ConfigErrors
     from .rules import load_rules
 
     directory = directory or _settings().rules_dir
     try:
-        return load_rules(directory, require_env=require_env)
+        return load_rules(directory, env, require_env=require_env)
     except ConfigErrors as errors:
         for error in errors.errors:
             click.echo(error.message, err=True)
@@ -92,7 +90,7 @@ def _load(directory: Path | None, require_env: bool = True):
         sys.exit(1)
 
 
-@cli.command(with_appcontext=False)
+@cli.command()
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
 @click.option("--allow-unset-env", is_flag=True, help="Do not report ${VARIABLES} that are unset (checking files, not a deploy).")
 def check(directory: Path | None, allow_unset_env: bool):
@@ -110,7 +108,7 @@ def check(directory: Path | None, allow_unset_env: bool):
     )
 
 
-@cli.command("test", with_appcontext=False)
+@cli.command("test")
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
 def test_rules(directory: Path | None):
     """Run the tests written in the rule files, without Redis or any LMS."""
@@ -140,7 +138,7 @@ def _tested_rules(ruleset) -> set[str]:
     return {name for test in ruleset.tests for name in test.spec["expect"].get("rules", [])}
 
 
-@cli.command(with_appcontext=False)
+@cli.command()
 @click.argument("source")
 @click.argument("payload", type=click.File("rb"))
 @click.option("--header", "-H", "headers", multiple=True, help="A header as 'Name: value' (repeatable).")
@@ -221,7 +219,7 @@ def _stamp(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-@cli.command(with_appcontext=False)
+@cli.command()
 @click.option("--status", type=click.Choice(["failed", "retrying", "running", "queued", "succeeded", "unmatched"]))
 @click.option("--source")
 @click.option("--rule")
@@ -252,7 +250,7 @@ def deliveries(status, source, rule, lms, subject, since, until, limit, as_json)
                    f"{(item['event'] or '-')[:24]:24}  {rules[:30]:30}  {item['id']}")
 
 
-@cli.command(with_appcontext=False)
+@cli.command()
 @click.argument("delivery_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def show(delivery_id: str, as_json: bool):
@@ -286,7 +284,7 @@ def show(delivery_id: str, as_json: bool):
         click.echo(f"      reply: {json.dumps(call['reply'])}")
 
 
-@cli.command(with_appcontext=False)
+@cli.command()
 @click.argument("ids", nargs=-1)
 @click.option("--all-failed", is_flag=True, help="Every failed job (narrow it with the options below).")
 @click.option("--rule")
@@ -315,7 +313,7 @@ def retry(ids, all_failed, rule, lms, since, until):
         click.echo(f"[{number}/{len(job_ids)}] {retry_job(connection, settings, job_id)[1]}")
 
 
-@cli.command(with_appcontext=False)
+@cli.command()
 @click.argument("delivery_id")
 @click.option("--rules", "directory", type=click.Path(path_type=Path), help="Rules folder (default: $RULES_DIR).")
 def replay(delivery_id: str, directory: Path | None):

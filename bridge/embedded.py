@@ -56,13 +56,19 @@ def start_redis(settings: Settings):
     return server, f"unix://{server.socket_file}"
 
 
-def serve_embedded(settings: Settings, host: str, port: int) -> int:
+def embedded_env(settings: Settings, port: int) -> dict:
+    """Return the environment of the embedded receiver and worker: this one, with demo values for what it leaves unset."""
+    env = {**os.environ, "BRIDGE_SANDBOX": "1", "PORT": str(port), "RULES_DIR": str(settings.rules_dir.resolve())}
+    for name, value in demo_env(f"http://127.0.0.1:{port}").items():
+        env.setdefault(name, value)
+    return env
+
+
+def serve_embedded(settings: Settings, host: str, port: int, env: dict) -> int:
     """Run everything in the foreground until Ctrl-C; return an exit code."""
     server, url = start_redis(settings)
     base_url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "REDIS_URL": url, "BRIDGE_SANDBOX": "1", "PORT": str(port), "RULES_DIR": str(settings.rules_dir.resolve())}
-    for name, value in demo_env(base_url).items():
-        env.setdefault(name, value)
+    env = {**env, "REDIS_URL": url}
     children = [
         subprocess.Popen([sys.executable, "-m", "bridge", "worker"], env=env),
         subprocess.Popen(

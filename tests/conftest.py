@@ -157,11 +157,6 @@ def client(app):
 
 
 @pytest.fixture
-def runner(app):
-    return app.test_cli_runner()
-
-
-@pytest.fixture
 def work(app, redis_conn):
     """Return a function that runs an in-process RQ worker until the queue is empty."""
     settings = app.extensions["bridge"].settings

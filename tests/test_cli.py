@@ -75,3 +75,36 @@ def test_embedded_mode_runs_the_examples_unless_rules_dir_is_set(tmp_path):
     assert with_rules(Settings.from_env({}), {}).rules_dir == SHIPPED == REPO / "examples" / "rules"
     env = {"RULES_DIR": str(tmp_path)}
     assert with_rules(Settings.from_env(env), env).rules_dir == tmp_path
+
+
+def test_version_is_the_bridges_own():
+    from importlib.metadata import version
+
+    result = subprocess.run([sys.executable, "-m", "bridge", "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == f"bridge {version('bridge')}"
+
+
+def test_help_lists_only_the_bridges_options_and_commands():
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    options = result.output.split("Options:")[1].split("Commands:")[0]
+    assert [line.split()[0] for line in options.strip().splitlines()] == ["--version", "-h,"]
+    for flask_option in ("--app", "--debug", "--env-file", "Flask"):
+        assert flask_option not in result.output
+    for command in ("serve", "worker", "check", "test", "simulate", "deliveries", "show", "retry", "replay", "lms", "sandbox"):
+        assert f"\n  {command} " in result.output
+
+
+def test_serve_with_broken_rules_says_so_before_any_banner(tmp_path, monkeypatch):
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "bad.yaml").write_text("rules:\n  - name: x\n    sorce: y\n")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("RULES_DIR", str(tmp_path / "rules"))
+    monkeypatch.setenv("BRIDGE_DATA_DIR", str(tmp_path / "data"))
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 1
+    assert "bad.yaml:3:5: unknown key 'sorce'" in result.output and "running" not in result.output
+    assert not (tmp_path / "data").exists()
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # never reached: the rules stop it first
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 1 and "bad.yaml:3:5" in result.output
