@@ -93,6 +93,10 @@ class RuleSet:
                 index.setdefault((rule.source, event), []).append((position_, rule))
         return index
 
+    def prepare(self) -> None:
+        """Build the (source, event) index now, while loading, rather than in the first request."""
+        self._index  # noqa: B018 - a cached property
+
     def rules_for(self, source: str, event: str | None = None) -> list[Rule]:
         """Return the rules of a source that can fire for an event (all of them when event is None), in file order."""
         if event is None:
@@ -145,8 +149,10 @@ def load_rules(directory: Path | str, env: dict | None = None, require_env: bool
     errors.extend(builder.errors)
     if errors:
         raise ConfigErrors(errors)
-    return RuleSet(builder.sources, builder.connections, builder.rules, builder.tables, builder.tests,
-                   digest.hexdigest()[:12], tuple(name for name, _ in documents))
+    ruleset = RuleSet(builder.sources, builder.connections, builder.rules, builder.tables, builder.tests,
+                      digest.hexdigest()[:12], tuple(name for name, _ in documents))
+    ruleset.prepare()
+    return ruleset
 
 
 def expand_env(value: Any, env: dict, filename: str, document: Any, path: list) -> tuple[Any, list[ConfigError]]:
@@ -369,7 +375,11 @@ def _plain(value: Any) -> Any:
 
 
 class LiveRules:
-    """The rule set of a folder, reloaded when its files change; a broken change keeps the last good set."""
+    """The rule set of a folder, reloaded when its files change; a broken change keeps the last good set.
+
+    After the first load, a changed folder is loaded by a background thread: requests go on with
+    the current set meanwhile (10,000 rules take a second or two), then see the new one.
+    """
 
     def __init__(self, directory: Path | str, env: dict | None = None, check_every: float = 1.0, log=None):
         self.directory = Path(directory)
@@ -388,27 +398,39 @@ class LiveRules:
             # Until a first set loads, every caller waits for the one loading it, then sees its outcome.
             with self._lock:
                 if self._ruleset is None and (self.error is None or self._due()):
-                    self._check()
+                    self._checked_at = time.monotonic()
+                    self._fingerprint = fingerprint(self.directory)
+                    self._reload()
             if self._ruleset is None:
                 raise self.error
             return self._ruleset
-        # Later checks are done by one thread at a time; the others go on with the current set.
+        # One thread at a time looks at the files (a few stat calls); a change is loaded in the background.
         if self._due() and self._lock.acquire(blocking=False):
-            try:
-                self._check()
-            finally:
+            self._checked_at = time.monotonic()
+            current = fingerprint(self.directory)
+            if current == self._fingerprint:
                 self._lock.release()
+            else:
+                self._fingerprint = current
+                threading.Thread(target=self._reload_and_release, name="bridge-rules-reload", daemon=True).start()
         return self._ruleset
+
+    def is_current(self) -> bool:
+        """Say whether the set (or the error) in hand reflects the files as they are now; look at them if due."""
+        try:
+            self.get()
+        except ConfigErrors:
+            pass
+        return not self._lock.locked() and self._fingerprint == fingerprint(self.directory)
 
     def _due(self) -> bool:
         return time.monotonic() - self._checked_at >= self.check_every
 
-    def _check(self) -> None:
-        self._checked_at = time.monotonic()
-        current = fingerprint(self.directory)
-        if current != self._fingerprint or self._ruleset is None:
-            self._fingerprint = current
+    def _reload_and_release(self) -> None:
+        try:
             self._reload()
+        finally:
+            self._lock.release()
 
     def _reload(self) -> None:
         try:

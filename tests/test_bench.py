@@ -52,6 +52,7 @@ def test_help_names_the_size_option(script):
     assert any(option in output for option in ("--requests", "--samples", "--jobs"))
 
 
-def test_rules_scale_prints_both_ratios():
+def test_rules_scale_prints_its_ratios():
     output = run_bench("rules_scale.py", "--rounds", "20", "--rules", "200")
     assert ratio_line(output, "indexed:") and ratio_line(output, "scan:")
+    assert float(ratio_line(output, "load:").split("ratio")[1]) > 0

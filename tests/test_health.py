@@ -14,7 +14,7 @@ from bridge import create_app
 from bridge.embedded import DEMO_SECRETS
 from tests.conftest import free_port
 from tests.processes import PYTHON, child_env, descendants, start, stop, wait_for
-from tests.rule_files import EXAMPLE_RULES, REPO
+from tests.rule_files import EXAMPLE_RULES, REPO, wait_reloaded
 from tests.signing import sign_woocommerce
 
 ROOT = REPO
@@ -106,12 +106,14 @@ def test_not_ready_when_a_rule_change_breaks_even_though_the_last_good_set_runs(
     assert status == 200
     version = body["checks"]["rules"]["version"]
     (rules / "broken.yaml").write_text("rules: [\n")
+    wait_reloaded(client.application.extensions["bridge"].rules)
     status, body = readyz(client)
     assert status == 503
     assert body["checks"]["rules"]["ok"] is False and body["checks"]["rules"]["version"] == version
     assert f"still running version {version}" in body["checks"]["rules"]["reason"]
     assert any("broken.yaml" in error for error in body["checks"]["rules"]["errors"])
     (rules / "broken.yaml").unlink()
+    wait_reloaded(client.application.extensions["bridge"].rules)
     assert readyz(client)[0] == 200
 
 

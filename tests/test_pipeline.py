@@ -7,7 +7,7 @@ from rq.registry import FailedJobRegistry
 
 from bridge.deliveries import load_record
 
-from tests.rule_files import write_rules
+from tests.rule_files import wait_reloaded, write_rules
 from tests.signing import hr_post, woo_post
 
 ORDER = {"id": 1001, "status": "completed", "line_items": [{"sku": "COURSE-42", "quantity": 1}], "billing": {"email": "Jane@Example.com", "first_name": "Jane", "last_name": "Doe"}}
@@ -172,10 +172,12 @@ def test_rules_reload_without_restart_and_a_broken_edit_keeps_the_last_good_set(
         version = context.rules.get().version
         shop = rules / "shop.yaml"
         shop.write_text(shop.read_text().replace("equals: completed", "in: [completed, processing]"))
+        wait_reloaded(app.extensions["bridge"].rules, context.rules)
         second = client.post("/hooks/shop", **woo_post({**ORDER, "id": 2, "status": "processing"})).get_json()
         assert second["matched"] == ["enroll-buyer-on-completed-order"]
         assert context.rules.get().version != version  # the worker side sees the edit too
         shop.write_text("rules: [\n")
+        wait_reloaded(app.extensions["bridge"].rules)
         third = client.post("/hooks/shop", **woo_post({**ORDER, "id": 3, "status": "processing"}))
         assert third.status_code == 202 and third.get_json()["matched"] == ["enroll-buyer-on-completed-order"]
         assert "rule files have errors (keeping rules version" in caplog.text

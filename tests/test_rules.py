@@ -1,10 +1,12 @@
 import shutil
+import threading
 
 import pytest
 
 from bridge.embedded import DEMO_SECRETS
 from bridge.errors import ConfigErrors
 from bridge.rules import LiveRules, load_rules
+from tests.processes import wait_for
 from tests.rule_files import EXAMPLE_RULES, write_rules
 
 ENV = {
@@ -144,10 +146,33 @@ def test_live_rules_keep_the_last_good_set(tmp_path):
     live = LiveRules(tmp_path / "rules", env=ENV, check_every=0)
     first = live.get()
     (tmp_path / "rules" / "shop.yaml").write_text("rules: [\n")
-    assert live.get() is first
-    assert live.error is not None and "shop.yaml" in live.error.message
+    wait_for(lambda: live.get() is first and live.error is not None, what="the broken edit to be seen")
+    assert "shop.yaml" in live.error.message
     (tmp_path / "rules" / "shop.yaml").write_text("{}\n")
-    assert live.get().version != first.version and live.error is None
+    wait_for(lambda: live.get().version != first.version and live.error is None, what="the fixed rules")
+
+
+def test_a_reload_never_blocks_callers(tmp_path, monkeypatch):
+    from bridge import rules
+
+    shutil.copytree(EXAMPLE_RULES, tmp_path / "rules")
+    live = LiveRules(tmp_path / "rules", env=ENV, check_every=0)
+    first = live.get()
+    loading, release = threading.Event(), threading.Event()
+    real_load = rules.load_rules
+
+    def slow_load(*args, **kwargs):
+        loading.set()
+        release.wait(60)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(rules, "load_rules", slow_load)
+    (tmp_path / "rules" / "shop.yaml").write_text("{}\n")
+    assert live.get() is first  # starts the reload and returns at once
+    assert loading.wait(60)
+    assert all(live.get() is first for _ in range(100))  # callers go on with the current set meanwhile
+    release.set()
+    wait_for(lambda: live.get().version != first.version, what="the new rules")
 
 
 def test_step_used_before_it_exists(tmp_path):
