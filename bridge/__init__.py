@@ -5,6 +5,8 @@ Nothing is imported here at module level: RQ work horses import `bridge.jobs`, a
 
 from __future__ import annotations
 
+__version__ = "0.1.0"
+
 
 def create_app(config: dict | None = None, env: dict | None = None):
     """Create the web application: the receiver, health checks and, if asked, the LMS sandbox."""

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import click
 
+from . import __version__
+from .errors import BridgeError
 from .settings import Settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="bridge", prog_name="bridge", message="%(prog)s %(version)s")
+@click.version_option(__version__, prog_name="bridge", message="%(prog)s %(version)s")
 def cli():
     """Receive shop, CRM and HR webhooks and turn them into LMS actions."""
 
@@ -39,7 +41,11 @@ def serve(port: int | None, host: str | None):
     settings = with_rules(settings, os.environ)
     env = embedded_env(settings, port)
     _load(settings.rules_dir, env=env)
-    sys.exit(serve_embedded(settings, host or "127.0.0.1", port, env))
+    try:
+        code = serve_embedded(settings, host or "127.0.0.1", port, env)
+    except BridgeError as error:
+        raise click.ClickException(error.message) from None
+    sys.exit(code)
 
 
 @cli.command()
@@ -201,7 +207,10 @@ def _redis(settings: Settings):
         return connect(settings.redis_url, settings)
     from .embedded import start_redis
 
-    return start_redis(settings)[0]
+    try:
+        return start_redis(settings)[0]
+    except BridgeError as error:
+        raise click.ClickException(error.message) from None
 
 
 def _when(text: str | None) -> float | None:

