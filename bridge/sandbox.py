@@ -21,6 +21,8 @@ Control endpoints (never recorded, never faulted):
                              contain) and "body" (raw text to reply instead of the JSON error)
     GET|DELETE /sandbox/faults  show | clear the faults
     DELETE /sandbox/tokens   expire every Coursebox token now
+
+The HubSpot CRM and BambooHR endpoints that the example lookup rules read are in sandbox_lookups.py.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from functools import partial
 from flask import Blueprint, Flask, Response, g, jsonify, request
 
 from bridge.lms.coursetoolkit import DEFAULTS as COURSETOOLKIT_DEFAULTS
+from bridge.sandbox_lookups import LOOKUP_PREFIXES
+from bridge.sandbox_lookups import ROUTES as LOOKUP_ROUTES
 from bridge.sandbox_state import (  # noqa: F401
     COURSEBOX_EMAIL,
     COURSEBOX_PASSWORD,
@@ -285,7 +289,8 @@ ROUTES = [  # (rule, methods, view); views named ct_/cb_/lms_ are LMS endpoints:
     ("/coursebox/api/Courses/<courseid>/users", ["DELETE"], cb_unenrol),
     ("/coursebox/api/Courses/<courseid>/allLearners", ["GET"], cb_learners),
     ("/coursebox/api/Activities/<activityid>", ["GET"], cb_activity),
-    ("/<any(coursebox, coursetoolkit):lms>/<path:rest>", ["GET", "POST", "PUT", "PATCH", "DELETE"], lms_unknown),
+    *LOOKUP_ROUTES,
+    ("/<any(coursebox, coursetoolkit, hubspot, bamboohr):lms>/<path:rest>", ["GET", "POST", "PUT", "PATCH", "DELETE"], lms_unknown),
     ("/calls", ["GET", "DELETE"], calls),
     ("/reset", ["POST"], reset),
     ("/state", ["GET"], snapshot),
@@ -310,7 +315,7 @@ def lms_of(view: str) -> str | None:
     """Say which LMS an endpoint emulates, None for the control endpoints."""
     if view.startswith("lms_"):
         return (request.view_args or {}).get("lms")
-    return {"ct_": "coursetoolkit", "cb_": "coursebox"}.get(view[:3])
+    return {"ct_": "coursetoolkit", "cb_": "coursebox", **LOOKUP_PREFIXES}.get(view[:3])
 
 
 def create_sandbox_blueprint(state: SandboxState | None = None) -> Blueprint:

@@ -8,6 +8,8 @@ import threading
 import time
 from datetime import datetime, timezone
 
+from bridge.sandbox_lookups import seed as lookup_seed
+
 COURSETOOLKIT_API_USER = "sandbox"
 COURSETOOLKIT_API_KEY = "sandbox-key"
 COURSEBOX_EMAIL = "admin@sandbox.test"
@@ -79,6 +81,7 @@ class SandboxState:
             self.calls: list[dict] = []
             self.faults: dict = {}
             self.next_id = {"coursetoolkit": 1002, "coursebox": 101}
+            self.lookups = lookup_seed()  # HubSpot and BambooHR records for the lookup endpoints
 
     def new_id(self, lms: str) -> int:
         """Hand out the next user id of an LMS."""

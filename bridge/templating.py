@@ -137,13 +137,12 @@ def render_value(value: Any, context: dict, field: str = "") -> Any:
         try:
             kind, compiled = _compiled(value)
             result = compiled(**context) if kind == "expression" else compiled.render(**context)
-        except (UndefinedError, SecurityError, TemplateSyntaxError, TypeError, ValueError, ArithmeticError) as error:
-            raise TemplateError(f"field {field or '?'}: {error}") from None
-        if isinstance(result, Undefined):
-            try:
+            if isinstance(result, Undefined):
                 str(result)
-            except UndefinedError as error:
-                raise TemplateError(f"field {field or '?'}: {error}") from None
+        except UndefinedError as error:
+            raise TemplateError(f"field {field or '?'}: {missing_path(value, context) or error}") from None
+        except (SecurityError, TemplateSyntaxError, TypeError, ValueError, ArithmeticError) as error:
+            raise TemplateError(f"field {field or '?'}: {error}") from None
         return result
     if isinstance(value, dict):
         return {key: render_value(item, context, f"{field}.{key}" if field else key) for key, item in value.items()}
@@ -163,3 +162,70 @@ def template_strings(value: Any, field: str = ""):
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from template_strings(item, f"{field}[{index}]")
+
+
+# Filters and tests that make a missing value fine: `x | default('')`, `x is defined`.
+_TOLERANT_FILTERS = {"default", "d"}
+_TOLERANT_TESTS = {"defined", "undefined", "none"}
+
+
+def _paths(node, tolerant: bool = False):
+    """Yield (names, tolerant) for each dotted path of a template's syntax tree, outermost first."""
+    if isinstance(node, (nodes.Getattr, nodes.Getitem, nodes.Name)):
+        parts, inner = [], node
+        while isinstance(inner, (nodes.Getattr, nodes.Getitem)):
+            if isinstance(inner, nodes.Getattr):
+                parts.append(inner.attr)
+            elif isinstance(inner.arg, nodes.Const):
+                parts.append(inner.arg.value)
+            else:
+                parts = None  # an index computed at run time: not a path that can be named
+                break
+            inner = inner.node
+        if parts is not None and isinstance(inner, nodes.Name):
+            yield [inner.name, *reversed(parts)], tolerant
+    for child in node.iter_child_nodes():
+        allowed = tolerant or (child is getattr(node, "node", None) and (
+            (isinstance(node, nodes.Filter) and node.name in _TOLERANT_FILTERS)
+            or (isinstance(node, nodes.Test) and node.name in _TOLERANT_TESTS)))
+        yield from _paths(child, allowed)
+
+
+def _show_path(names: list) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else (f".{part}" if index else str(part))
+                   for index, part in enumerate(names))
+
+
+def _keys(value) -> str:
+    if isinstance(value, dict):
+        keys = sorted(map(str, value))
+        return f"has: {', '.join(keys[:25])}{', …' if len(keys) > 25 else ''}" if keys else "is empty"
+    if isinstance(value, list):
+        return f"is a list of {len(value)}"
+    return f"is {type(value).__name__} {str(value)[:40]!r}"
+
+
+def missing_path(text: str, context: dict) -> str | None:
+    """Say which path of a template is missing from the context and what is there instead, or None."""
+    try:
+        tree = environment().parse(text)
+    except TemplateSyntaxError:
+        return None
+    for names, tolerant in _paths(tree):
+        if tolerant:
+            continue
+        if names[0] not in context:
+            roots = ", ".join(sorted(key for key in context if key not in ("tables",)))
+            return f"{names[0]} is not defined; a field starts with one of: {roots}"
+        node = context[names[0]]
+        for depth, part in enumerate(names[1:], start=1):
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and -len(node) <= part < len(node):
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, str) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                where = _show_path(names[:depth])
+                return f"{_show_path(names[:depth + 1])} is missing; {where} {_keys(node)}"
+    return None

@@ -7,13 +7,14 @@
     identity.py       email -> LMS user id, per connection
     store.py          Redis (shared by workers) or memory, under tokens and identities
     cli.py            `bridge lms`: ping, courses, user, learners
+    (bridge/lookups/  the `http` lookup connection, built on the same base and registered here)
 
 Nothing here imports Flask: RQ work horses import this package.
 """
 
 from collections.abc import Mapping
 
-from bridge.lms.base import ActionSpec, Connector, spec_problems
+from bridge.lms.base import ActionSpec, Connector
 from bridge.lms.coursebox import Coursebox
 from bridge.lms.coursetoolkit import CourseToolkit
 from bridge.lms.errors import (
@@ -24,8 +25,10 @@ from bridge.lms.errors import (
     LMSRejected,
     LMSUnavailable,
 )
+from bridge.lookups.http import HttpLookup  # noqa: E402 - after the base it builds on; see bridge/lookups
 
-CONNECTORS: dict[str, type[Connector]] = {cls.type: cls for cls in (CourseToolkit, Coursebox)}
+# Every connection type a rule file can declare: the two LMSs and the `http` lookup connection.
+CONNECTORS: dict[str, type[Connector]] = {cls.type: cls for cls in (CourseToolkit, Coursebox, HttpLookup)}
 
 # type -> action -> ActionSpec(required, optional, any_of, extra_fields, reserved), to check rules at load time.
 ACTIONS: dict[str, dict[str, ActionSpec]] = {name: cls.actions for name, cls in CONNECTORS.items()}
@@ -40,8 +43,7 @@ def validate_connection_spec(spec) -> list[tuple[str | None, str]]:
     if lms_type not in CONNECTORS:
         return [("type" if isinstance(spec, Mapping) and "type" in spec else None,
                  f"unknown or missing type {lms_type!r} (known: {', '.join(sorted(CONNECTORS))})")]
-    cls = CONNECTORS[lms_type]
-    return spec_problems(spec, cls.schema, cls.secret_keys)
+    return CONNECTORS[lms_type].check_spec(spec)
 
 
 def build_connector(name: str, spec: Mapping, redis=None, timeouts: tuple[float, float] | None = None) -> Connector:
@@ -54,7 +56,7 @@ def build_connector(name: str, spec: Mapping, redis=None, timeouts: tuple[float,
 
 
 __all__ = [
-    "ACTIONS", "CONNECTION_SCHEMAS", "CONNECTORS", "ActionSpec", "Connector", "CourseToolkit", "Coursebox",
+    "ACTIONS", "CONNECTION_SCHEMAS", "CONNECTORS", "ActionSpec", "Connector", "CourseToolkit", "Coursebox", "HttpLookup",
     "LMSAuthError", "LMSError", "LMSNotFound", "LMSRateLimited", "LMSRejected", "LMSUnavailable",
     "build_connector", "validate_connection_spec",
 ]

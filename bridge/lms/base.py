@@ -128,13 +128,6 @@ def spec_problems(spec, schema: dict, secret_keys: Iterable[str] = ()) -> list[t
     return problems
 
 
-def validate_spec(name: str, spec, schema: dict, secret_keys: Iterable[str] = ()) -> None:
-    """Refuse a connection spec with a ValueError that names the connection and the key."""
-    problems = spec_problems(spec, schema, secret_keys)
-    if problems:
-        raise ValueError(f"connection {name!r}: {'; '.join(message for _, message in problems)}")
-
-
 def resolve_timeouts(name: str, own, given) -> tuple[float, float]:
     """Pick (connect, read) timeouts: the connection's own, else the caller's, else the defaults."""
     chosen = own if own is not None else given if given is not None else DEFAULT_TIMEOUTS
@@ -225,8 +218,15 @@ class Connector:
     id_param = "user_id"  # the parameter that names a user by the LMS's id
     learns_ids_from = ""  # where else than create_user and get_user the identity map is filled
 
+    @classmethod
+    def check_spec(cls, spec) -> list[tuple[str | None, str]]:
+        """List (key or None, message) for everything wrong with a spec of this type; empty when it is fine."""
+        return spec_problems(spec, cls.schema, cls.secret_keys)
+
     def __init__(self, name: str, spec: Mapping, redis=None, timeouts=None):
-        validate_spec(name, spec, self.schema, self.secret_keys)
+        problems = self.check_spec(spec)
+        if problems:
+            raise ValueError(f"connection {name!r}: {'; '.join(message for _, message in problems)}")
         self.name, self.spec = name, dict(spec)
         self.url = str(spec.get("url") or self.defaults["url"]).rstrip("/")
         self.timeouts = resolve_timeouts(name, spec.get("timeout"), timeouts)
