@@ -88,6 +88,8 @@ def _load(directory: Path | None, require_env: bool = True, env: dict | None = N
     except ConfigErrors as errors:
         for error in errors.errors:
             click.echo(error.message, err=True)
+        for warning in errors.warnings:
+            click.echo(warning.line, err=True)
         click.echo(f"{len(errors.errors)} error(s) in {directory}", err=True)
         unset = sum("environment variable" in error.reason for error in errors.errors)
         if unset:
@@ -99,10 +101,16 @@ def _load(directory: Path | None, require_env: bool = True, env: dict | None = N
 @cli.command()
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
 @click.option("--allow-unset-env", is_flag=True, help="Do not report ${VARIABLES} that are unset (checking files, not a deploy).")
-def check(directory: Path | None, allow_unset_env: bool):
-    """Check the rule files; print every error as file:line:column: message."""
+@click.option("--strict", is_flag=True, help="Fail on warnings too (likely mistakes that do not stop the rules loading).")
+def check(directory: Path | None, allow_unset_env: bool, strict: bool):
+    """Check the rule files; print every error and warning as file:line:column: message, with the fix."""
     directory = directory or _settings().rules_dir
     ruleset = _load(directory, require_env=not allow_unset_env)
+    for warning in ruleset.warnings:
+        click.echo(warning.line, err=True)
+    if strict and ruleset.warnings:
+        click.echo(f"{len(ruleset.warnings)} warning(s) in {directory} (--strict fails on warnings)", err=True)
+        sys.exit(1)
     if not ruleset.files:
         # A first deploy before any rule is written must not fail: say what that means instead.
         click.echo(f"ok: no rule files in {directory}: every /hooks/... URL answers 404 until you add some "
@@ -111,16 +119,22 @@ def check(directory: Path | None, allow_unset_env: bool):
     click.echo(
         f"ok: {len(ruleset.files)} file(s), {len(ruleset.sources)} source(s), "
         f"{len(ruleset.connections)} connection(s), {len(ruleset.rules)} rule(s); version {ruleset.version}"
+        + (f"; {len(ruleset.warnings)} warning(s)" if ruleset.warnings else "")
     )
 
 
 @cli.command("test")
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
-def test_rules(directory: Path | None):
+@click.option("--from-delivery", "delivery_id", metavar="ID",
+              help="Print a tests: entry that pins down what the rules do with a stored delivery, instead of testing.")
+def test_rules(directory: Path | None, delivery_id: str | None):
     """Run the tests written in the rule files, without Redis or any LMS."""
     from .ruletests import run_test
 
     ruleset = _load(directory, require_env=False)
+    if delivery_id:
+        _print_test_entry(ruleset, delivery_id)
+        return
     failed = 0
     for test in ruleset.tests:
         failures = run_test(ruleset, test)
@@ -144,39 +158,89 @@ def _tested_rules(ruleset) -> set[str]:
     return {name for test in ruleset.tests for name in test.spec["expect"].get("rules", [])}
 
 
+def _stored_delivery(delivery_id: str) -> dict:
+    from .history import show as show_delivery
+
+    record = show_delivery(_redis(_settings()), delivery_id)
+    if record is None:
+        raise click.UsageError(f"no delivery {delivery_id!r} (it may have expired; `bridge deliveries` lists them)")
+    return record
+
+
+def _print_test_entry(ruleset, delivery_id: str) -> None:
+    import yaml
+
+    from .ruletests import explain, stored_event, test_entry
+
+    record = _stored_delivery(delivery_id)
+    if record["source"] not in ruleset.sources:
+        raise click.UsageError(f"source {record['source']!r} of delivery {delivery_id} is not declared in the rule files")
+    explanation = explain(ruleset, stored_event(record))
+    entry = test_entry(explanation, f"delivery {delivery_id} ({record['source']}, {record['event'] or 'no event name'})")
+    text = yaml.safe_dump([entry], sort_keys=False, allow_unicode=True, width=120)
+    click.echo(f"# paste under tests: in a rule file (secrets in the stored body were replaced by [redacted])")
+    click.echo("\n".join(f"  {line}" if line else line for line in text.splitlines()))
+
+
 @cli.command()
-@click.argument("source")
-@click.argument("payload", type=click.File("rb"))
+@click.argument("source", required=False)
+@click.argument("payload", type=click.File("rb"), required=False)
 @click.option("--header", "-H", "headers", multiple=True, help="A header as 'Name: value' (repeatable).")
 @click.option("--event", help="The event name, when the source reads it from a header you do not give.")
+@click.option("--delivery", "delivery_id", metavar="ID", help="Use a stored delivery's event instead of SOURCE and PAYLOAD.")
+@click.option("--step", "steps", multiple=True, metavar="NAME=FILE",
+              help="What a step (as: NAME) answers, as a JSON file; lookup steps otherwise show as <steps.NAME...>.")
 @click.option("--rules", "directory", type=click.Path(path_type=Path), help="Rules folder (default: $RULES_DIR).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def simulate(source: str, payload, headers: tuple[str, ...], event: str | None, directory: Path | None, as_json: bool):
-    """Show what each rule of SOURCE does with the webhook body in PAYLOAD (a file, or - for stdin)."""
+def simulate(source: str | None, payload, headers: tuple[str, ...], event: str | None, delivery_id: str | None,
+             steps: tuple[str, ...], directory: Path | None, as_json: bool):
+    """Show what each rule of SOURCE does with the webhook body in PAYLOAD (a file, or - for stdin).
+
+    Exits 1 when a matched rule cannot render its actions (a missing field), naming the path that is missing.
+    """
     import json
 
     from .errors import BridgeError
-    from .ruletests import explain, sample_events
+    from .ruletests import explain, sample_events, stored_event
 
     ruleset = _load(directory, require_env=False)
-    parsed = {}
-    for header in headers:
-        name, colon, value = header.partition(":")
-        if not colon:
-            raise click.BadParameter(f"{header!r} is not 'Name: value'", param_hint="--header")
-        parsed[name.strip()] = value.strip()
-    try:
-        samples = sample_events(ruleset, source, raw=payload.read(), headers=parsed, event=event)
-    except BridgeError as error:
-        raise click.UsageError(error.message) from None
-    explanations = [explain(ruleset, sample) for sample in samples]
+    step_results = {}
+    for step in steps:
+        name, equals, filename = step.partition("=")
+        try:
+            step_results[name.strip()] = json.loads(Path(filename).read_text("utf-8"))
+        except (OSError, ValueError) as error:
+            raise click.BadParameter(f"{step!r}: {error if equals else 'expected NAME=FILE'}", param_hint="--step") from None
+    if delivery_id:
+        if source or payload:
+            raise click.UsageError("give either --delivery or SOURCE and PAYLOAD")
+        samples = [stored_event(_stored_delivery(delivery_id))]
+    else:
+        if not (source and payload):
+            raise click.UsageError("give SOURCE and PAYLOAD (a file, or - for stdin), or --delivery ID")
+        parsed = {}
+        for header in headers:
+            name, colon, value = header.partition(":")
+            if not colon:
+                raise click.BadParameter(f"{header!r} is not 'Name: value'", param_hint="--header")
+            parsed[name.strip()] = value.strip()
+        try:
+            samples = sample_events(ruleset, source, raw=payload.read(), headers=parsed, event=event)
+        except BridgeError as error:
+            raise click.UsageError(error.message) from None
+    explanations = [explain(ruleset, sample, step_results) for sample in samples]
     if as_json:
         click.echo(json.dumps([explanation.to_dict() for explanation in explanations], indent=2, default=str))
-        return
-    if not samples:
-        click.echo("the body holds no events")
-    for explanation in explanations:
-        _print_explanation(explanation)
+    else:
+        if not samples:
+            click.echo("the body holds no events")
+        for explanation in explanations:
+            _print_explanation(explanation)
+    failed = [rule_run for explanation in explanations for rule_run in explanation.runs if rule_run.error]
+    if failed:
+        if not as_json:
+            click.echo(f"{len(failed)} matched rule(s) cannot render their actions", err=True)
+        sys.exit(1)
 
 
 def _print_explanation(explanation) -> None:

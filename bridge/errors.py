@@ -60,8 +60,8 @@ class ConfigError(BridgeError):
 class ConfigErrors(BridgeError):
     """Several configuration errors found at once."""
 
-    def __init__(self, errors: list[ConfigError]):
-        self.errors = errors
+    def __init__(self, errors: list[ConfigError], warnings=()):
+        self.errors, self.warnings = errors, list(warnings)
         super().__init__("\n".join(error.message for error in errors))
 
 

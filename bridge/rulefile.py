@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -160,11 +161,12 @@ def parse_document(text: str, filename: str) -> tuple[Any, list[ConfigError]]:
     try:
         document = load_marked(text)
     except ConfigError as error:
-        return None, [ConfigError(error.reason, filename, error.line, error.column)]
+        return None, [ConfigError(_unquoted_template(text, error.line) or error.reason, filename, error.line, error.column)]
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        return None, [ConfigError(f"not valid YAML: {error.problem or error.context}", filename, line, column)]
+        said = _unquoted_template(text, line) or f"not valid YAML: {error.problem or error.context}"
+        return None, [ConfigError(said, filename, line, column)]
     if document is None:
         return MarkedDict(), []
     if _fast_validator().is_valid(document):
@@ -173,6 +175,22 @@ def parse_document(text: str, filename: str) -> tuple[Any, list[ConfigError]]:
     errors = [_schema_error(error, document, filename) for error in _validator().iter_errors(document)]
     errors.sort(key=lambda error: (error.line or 0, error.column or 0))
     return (None if errors else document), errors
+
+
+_UNQUOTED = re.compile(r"^(\s*(?:-\s+)?(?:[\w.-]+:\s+)?)(\{\{.*\}\}[^#]*?)\s*(#.*)?$")
+
+
+def _unquoted_template(text: str, line: int | None) -> str | None:
+    """Explain a YAML error caused by a value that starts with {{ and is not quoted, with the line fixed."""
+    lines = text.splitlines()
+    for number in (line, (line or 0) - 1):  # PyYAML may point at the line after the value
+        if number and 0 < number <= len(lines):
+            match = _UNQUOTED.match(lines[number - 1])
+            if match:
+                fixed = match.group(2).strip().replace('"', "'")
+                return (f"values that start with {{{{ must be quoted (YAML reads {{ as a mapping); "
+                        f"fix: write {match.group(1).strip()} \"{fixed}\"")
+    return None
 
 
 def _schema_error(error, document, filename: str) -> ConfigError:

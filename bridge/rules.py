@@ -84,6 +84,7 @@ class RuleSet:
     tests: list[RuleTest] = field(default_factory=list)
     version: str = ""
     files: tuple[str, ...] = ()
+    warnings: tuple = ()  # lints.Finding of mistakes that do not stop loading, for `bridge check`
 
     @cached_property
     def _index(self) -> dict:
@@ -148,9 +149,9 @@ def load_rules(directory: Path | str, env: dict | None = None, require_env: bool
     builder.build(documents)
     errors.extend(builder.errors)
     if errors:
-        raise ConfigErrors(errors)
+        raise ConfigErrors(errors, builder.warnings)
     ruleset = RuleSet(builder.sources, builder.connections, builder.rules, builder.tables, builder.tests,
-                      digest.hexdigest()[:12], tuple(name for name, _ in documents))
+                      digest.hexdigest()[:12], tuple(name for name, _ in documents), tuple(builder.warnings))
     ruleset.prepare()
     return ruleset
 
@@ -198,13 +199,23 @@ class _Builder:
         self.tests: list[RuleTest] = []
         self._table_files: dict[str, str] = {}
         self.referenced_tables: set[str] = set()
+        self.warnings: list = []
 
     def error(self, message: str, filename: str, document: Any, path: list) -> None:
         self.errors.append(ConfigError(message, filename, *position(document, path)))
 
     def build(self, documents: list[tuple[str, Any]]) -> None:
+        from .lints import lint
+
         for filename, document in documents:
             self._declarations(filename, document)
+        source_types = {name: source.type for name, source in self.sources.items()}
+        for filename, document in documents:
+            for finding in lint(filename, document, source_types):
+                if finding.severity == "error":
+                    self.errors.append(finding.error)
+                else:
+                    self.warnings.append(finding)
         seen: dict[str, str] = {}
         for filename, document in documents:
             for index, raw in enumerate(document.get("rules", [])):

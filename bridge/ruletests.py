@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -79,6 +80,29 @@ def sample_events(ruleset: RuleSet, source: str, body: Any = None, raw: bytes | 
     } for item in found]
 
 
+class Unknown:
+    """What a lookup step answered, when nobody said: any path into it reads as its own name, <steps.x.y>."""
+
+    def __init__(self, path: str):
+        self._path = path
+
+    def __getattr__(self, name: str) -> Unknown:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return Unknown(f"{self._path}.{name}")
+
+    def __getitem__(self, key) -> Unknown:
+        return Unknown(f"{self._path}[{key!r}]" if not isinstance(key, str) else f"{self._path}.{key}")
+
+    def __iter__(self):
+        return iter([Unknown(f"{self._path}[0]")])
+
+    def __str__(self) -> str:
+        return f"<{self._path}>"
+
+    __repr__ = __str__
+
+
 def explain(ruleset: RuleSet, event: dict, step_results: dict | None = None) -> Explanation:
     """Decide every rule of the event's source and render the matched rules' actions."""
     from .lms import ACTIONS
@@ -91,6 +115,8 @@ def explain(ruleset: RuleSet, event: dict, step_results: dict | None = None) -> 
         name = action.get("as")
         if name in step_results:
             return step_results[name]
+        if ruleset.connections[action["connection"]].type == "http":
+            return Unknown(f"steps.{name}")  # a lookup's reply cannot be made up: show where it would be read
         return {"id": f"<{name or action['action']} id>", **{k: v for k, v in params.items() if k in ("email", "course_id")}}
 
     def check(action: dict, params: dict) -> list[str]:
@@ -108,13 +134,29 @@ def explain(ruleset: RuleSet, event: dict, step_results: dict | None = None) -> 
     return explanation
 
 
+def payload_file(test: RuleTest) -> Path:
+    """Return the sample payload file a test names, relative to its rule file."""
+    return Path(test.file).parent / test.spec["payload"]
+
+
+def _sample_body(test: RuleTest) -> tuple[Any, bytes | None, str | None]:
+    """Return (body, raw, content type) of a test: its body, its form text or its payload file."""
+    spec = test.spec
+    if "payload" in spec:
+        path = payload_file(test)
+        form = path.suffix != ".json"
+        return None, path.read_bytes(), "application/x-www-form-urlencoded" if form else "application/json"
+    if "form" in spec:
+        return None, spec["form"].encode(), "application/x-www-form-urlencoded"
+    return spec.get("body", {}), None, None
+
+
 def run_test(ruleset: RuleSet, test: RuleTest) -> list[str]:
     """Run one rule test; return what did not come out as expected (nothing when it passed)."""
     spec = test.spec
-    raw = spec["form"].encode() if "form" in spec else None
-    content_type = "application/x-www-form-urlencoded" if "form" in spec else None
-    events = sample_events(ruleset, spec["source"], body=spec.get("body", {}) if raw is None else None, raw=raw,
-                           content_type=content_type, headers=spec.get("headers"), query=spec.get("query"), event=spec.get("event"))
+    body, raw, content_type = _sample_body(test)
+    events = sample_events(ruleset, spec["source"], body=body, raw=raw, content_type=content_type,
+                           headers=spec.get("headers"), query=spec.get("query"), event=spec.get("event"))
     explanations = [explain(ruleset, event, spec.get("steps")) for event in events]
     decisions = [decision for explanation in explanations for decision in explanation.decisions]
     runs = [rule_run for explanation in explanations for rule_run in explanation.runs]
@@ -157,3 +199,30 @@ def _equal(got: Any, want: Any) -> bool:
     if isinstance(want, (dict, list)) or isinstance(got, (dict, list)):
         return json.dumps(got, sort_keys=True, default=str) == json.dumps(want, sort_keys=True, default=str)
     return same(got, want)
+
+
+def stored_event(record: dict) -> dict:
+    """Return the event of a stored delivery, as rules saw it (secrets were scrubbed when it was stored)."""
+    return {"source": record["source"], "event": record["event"], "delivery_id": record["id"],
+            "sender_id": record.get("sender_id") or None, "received_at": record["received_at"],
+            "headers": record["headers"] or {}, "query": record["query"] or {}, "body": record["event_body"]}
+
+
+def test_entry(explanation: Explanation, name: str) -> dict:
+    """Write a rule test that pins down what the current rules do with an event (for `bridge test --from-delivery`)."""
+    event = explanation.event
+    entry: dict[str, Any] = {"name": name, "source": event["source"]}
+    if event["event"]:
+        entry["event"] = event["event"]
+    if event["query"]:
+        entry["query"] = {key: str(value) for key, value in event["query"].items()}
+    entry["body"] = event["body"]
+    expect: dict[str, Any] = {"rules": [decision.rule.name for decision in explanation.decisions if decision.matched]}
+    errors = [rule_run.error for rule_run in explanation.runs if rule_run.error]
+    if errors:
+        expect["error"] = errors[0].split(": ", 1)[-1]
+    else:
+        expect["actions"] = [{"action": record.action, "with": record.params} for rule_run in explanation.runs
+                             for record in rule_run.run.records if not record.skipped]
+    entry["expect"] = expect
+    return entry

@@ -73,3 +73,51 @@ def test_simulate_with_an_unknown_source_is_a_usage_error(tmp_path):
     payload.write_text("{}")
     result = run("simulate", "shp", str(payload), "--rules", str(EXAMPLE_RULES))
     assert result.exit_code == 2 and "unknown source 'shp'" in result.output
+
+
+def test_simulate_exits_1_naming_the_missing_path_and_what_is_there(tmp_path):
+    payload = tmp_path / "order.json"
+    payload.write_text(json.dumps({"id": 1, "status": "completed", "customer": {"email": "a@b.test"}, "billing": {"email": None},
+                                   "line_items": [{"sku": "COURSE-42"}]}))
+    shutil.copytree(EXAMPLE_RULES, tmp_path / "rules")
+    shop = tmp_path / "rules" / "shop.yaml"
+    shop.write_text(shop.read_text().replace("{{ body.billing.email | lower }}", "{{ body.buyer.email | lower }}")
+                    .replace("      - path: body.billing.email\n        exists: true\n", ""))
+    result = run("simulate", "shop", str(payload), "-H", "X-WC-Webhook-Topic: order.updated", "--rules", str(tmp_path / "rules"))
+    assert result.exit_code == 1, result.output
+    assert "field email: body.buyer is missing; body has: billing, customer, id, line_items, status" in result.output
+    assert "1 matched rule(s) cannot render their actions" in result.output
+
+
+def test_simulate_and_test_read_a_stored_delivery(client, redis_url, lms_env):
+    from tests.signing import woo_post
+
+    order = {"id": 7, "status": "completed", "billing": {"email": "Kim@Example.com", "first_name": "Kim"},
+             "line_items": [{"sku": "COURSE-7"}]}
+    delivery = client.post("/hooks/shop", **woo_post(order)).get_json()["delivery_id"]
+    env = {**lms_env, "REDIS_URL": redis_url}
+    simulated = run("simulate", "--delivery", delivery, "--rules", str(EXAMPLE_RULES), env=env)
+    assert simulated.exit_code == 0, simulated.output
+    assert "MATCH enroll-buyer-on-completed-order" in simulated.output
+    assert 'coursebox.create_user {"email": "kim@example.com"' in simulated.output
+    entry = run("test", str(EXAMPLE_RULES), "--from-delivery", delivery, env=env)
+    assert entry.exit_code == 0, entry.output
+    assert entry.output.startswith("# paste under tests:")
+    import yaml
+
+    [test] = yaml.safe_load(entry.output)
+    assert test["source"] == "shop" and test["event"] == "order.updated" and test["body"] == order
+    assert test["expect"] == {"rules": ["enroll-buyer-on-completed-order"], "actions": [
+        {"action": "create_user", "with": {"email": "kim@example.com", "first_name": "Kim", "last_name": ""}},
+        {"action": "enroll", "with": {"course_id": 7, "user_id": "<learner id>"}}]}
+    # The entry is a working test: pasted into a rule file, it passes.
+    folder = tmp = EXAMPLE_RULES.parent / f"pasted-{delivery}"
+    shutil.copytree(EXAMPLE_RULES, tmp)
+    try:
+        (folder / "pasted.yaml").write_text("tests:\n" + "\n".join(entry.output.splitlines()[1:]) + "\n")
+        tested = run("test", str(folder))
+        assert tested.exit_code == 0 and f"ok   {folder / 'pasted.yaml'}:2: delivery {delivery}" in tested.output, tested.output
+    finally:
+        shutil.rmtree(folder)
+    missing = run("simulate", "--delivery", "nope", "--rules", str(EXAMPLE_RULES), env=env)
+    assert missing.exit_code == 2 and "no delivery 'nope'" in missing.output
