@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-
-from jinja2 import TemplateSyntaxError, meta
 
 from .errors import ConfigError
 from .rulefile import position, suggest
 from .sender_events import event_problem
-from .templating import environment
+from .templating import template_roots
 
 # What an event holds: rule conditions and templates read these (rules.md, "What a rule sees").
 EVENT_ROOTS = ("body", "headers", "query", "event", "source", "delivery_id", "sender_id", "received_at")
@@ -39,15 +36,6 @@ class Finding:
             return self.error.message
         where = ":".join(str(part) for part in (self.error.file, self.error.line, self.error.column) if part is not None)
         return f"{where}: warning: {self.error.reason}"
-
-
-@lru_cache(maxsize=4096)
-def template_roots(text: str) -> frozenset[str]:
-    """Return the names a template reads that it does not set itself (body, steps, …)."""
-    try:
-        return frozenset(meta.find_undeclared_variables(environment().parse(text))) - set(environment().globals)
-    except TemplateSyntaxError:
-        return frozenset()  # reported as a syntax error by the loader
 
 
 def _root(path: str) -> str:

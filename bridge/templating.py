@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes, pass_context
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes, pass_context
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -127,6 +127,18 @@ def check_syntax(text: str) -> str | None:
     except TemplateSyntaxError as error:
         return f"template syntax error: {error.message} (line {error.lineno} of the template)"
     return None
+
+
+@lru_cache(maxsize=65536)
+def template_roots(text: str) -> frozenset[str]:
+    """Return the names a template reads that it does not set itself (body, steps, …); none when it does not parse."""
+    if _SIMPLE.match(text):
+        first = _NAME.search(text).group(0)  # the usual field reads one name, the first; its filters take literals
+        return frozenset() if first in _KEYWORDS else frozenset({first})
+    try:
+        return frozenset(meta.find_undeclared_variables(environment().parse(text))) - set(environment().globals)
+    except TemplateSyntaxError:
+        return frozenset()
 
 
 def render_value(value: Any, context: dict, field: str = "") -> Any:
