@@ -293,7 +293,8 @@ def _stamp(seconds: float) -> str:
 
 
 @cli.command()
-@click.option("--status", type=click.Choice(["failed", "retrying", "running", "queued", "succeeded", "unmatched"]))
+@click.option("--status", type=click.Choice(["failed", "needs-attention", "held", "retrying", "running", "queued",
+                                             "skipped", "succeeded", "unmatched"]))
 @click.option("--source")
 @click.option("--rule")
 @click.option("--connection", "lms", help="An LMS connection name.")

@@ -32,8 +32,10 @@ SUBJECT_KEY = "bridge:subject:{}"
 INDEX_TRIM_CHANCE = 0.01
 FAILURE_CALLBACK = "bridge.jobs.on_failure"
 DONE_STATUSES = {"finished", "failed", "stopped", "canceled"}
-# A delivery's status is its jobs' worst: one failed job makes the delivery failed.
-PRECEDENCE = ("failed", "retrying", "running", "queued", "succeeded")
+# A delivery's status is its jobs' worst: one failed job makes the delivery failed. "needs-attention": an LMS
+# has the person but cannot tell the bridge their id; "held": waiting for its connection to log in again;
+# "skipped": the LMS had nothing to do (removing someone it does not have).
+PRECEDENCE = ("failed", "needs-attention", "held", "retrying", "running", "queued", "skipped", "succeeded")
 STATUSES = (*PRECEDENCE, "unmatched")
 RAW_BODY_CAP = 64 * 1024
 JOB_FUNCTION = "bridge.jobs.run_rule"
@@ -268,7 +270,7 @@ end
 """
 
 
-def note(connection: redis.Redis, delivery_id: str, job_id: str, status: str, **detail) -> None:
+def note(connection: redis.Redis, delivery_id: str, job_id: str, status: str, /, **detail) -> None:
     """Add a job's step to its delivery's timeline (running, retrying, succeeded, failed)."""
     entry = {"at": time.time(), "status": status, "job": job_id, **detail}
     connection.eval(_NOTE, 2, RECORD_KEY.format(delivery_id), TIMELINE_KEY.format(delivery_id),

@@ -6,6 +6,7 @@ Work horses import this module, so it must not import Flask.
 from __future__ import annotations
 
 import logging
+import random
 import time
 
 from rq import get_current_job
@@ -16,6 +17,8 @@ from .deliveries import note
 from .errors import BridgeError
 from .exchanges import recorder
 from .lms import ACTIONS, build_connector
+from .lms.errors import LMSNeedsAttention
+from .metrics import NEEDS_ATTENTION_KEY
 from .retries import RetryPolicy
 from .rules import LiveRules
 from .settings import Settings
@@ -65,15 +68,27 @@ def run_rule(payload: dict):
     ctx = context()
     attempt = _attempt(job)
     note(job.connection, payload["delivery_id"], job.id, "running", attempt=attempt, rule=payload["rule"])
+    job.connection.srem(NEEDS_ATTENTION_KEY, job.id)  # retried after a person linked the id
     try:
         run = _run(job, ctx, payload)
     except Exception as error:
         _plan_retry(job, ctx, payload, error)
         raise
-    note(job.connection, payload["delivery_id"], job.id, "succeeded", attempt=attempt, rule=payload["rule"])
-    metrics.count(job.connection, "bridge_jobs_total", rule=payload["rule"], outcome="succeeded")
-    log.info("job succeeded", extra={"delivery_id": payload["delivery_id"], "job_id": job.id, "rule": payload["rule"], "attempt": attempt})
+    outcome, detail = _outcome(run)
+    note(job.connection, payload["delivery_id"], job.id, outcome, attempt=attempt, rule=payload["rule"], **detail)
+    metrics.count(job.connection, "bridge_jobs_total", rule=payload["rule"], outcome=outcome)
+    log.info("job %s", outcome, extra={"delivery_id": payload["delivery_id"], "job_id": job.id, "rule": payload["rule"],
+                                        "attempt": attempt, **detail})
     return {"rule": payload["rule"], "delivery_id": payload["delivery_id"], "steps": run.steps}
+
+
+def _outcome(run) -> tuple[str, dict]:
+    """Say "skipped" when the LMS had nothing to do for any step (removing someone it does not have), else "succeeded"."""
+    results = [record.result for record in run.records if record.skipped in ("", "done before")]
+    skipped = [result["skipped"] for result in results if isinstance(result, dict) and result.get("skipped")]
+    if not skipped:
+        return "succeeded", {}
+    return ("skipped" if len(skipped) == len(results) else "succeeded"), {"skipped": skipped}
 
 
 def _run(job, ctx: WorkerContext, payload: dict):
@@ -111,6 +126,13 @@ def _plan_retry(job, ctx: WorkerContext, payload: dict, error: Exception) -> Non
     retryable = getattr(error, "retryable", True)
     age = time.time() - payload["event"].get("received_at", time.time())
     job.meta["failed_attempt"] = _attempt(job)  # before retries_left changes what _attempt says
+    held_for = getattr(error, "held_for", None)
+    if held_for is not None and age < (policy.max_age or ctx.settings.delivery_ttl):
+        # A connection that cannot log in is not this job's failure: it waits for the next login attempt
+        # (RQ takes one retry back off, so it keeps them all), spread a little so the held jobs do not return at once.
+        job.retries_left = (job.retries_left or 0) + 1
+        job.retry_intervals = [max(1, round(held_for * random.uniform(1.0, 1.2)))]
+        return
     if not retryable or (policy.max_age and age > policy.max_age) or not job.retries_left:
         job.retries_left = 0
         return
@@ -128,9 +150,17 @@ def on_failure(job, connection, kind, error, traceback) -> None:
     detail = {"attempt": attempt, "rule": job.meta.get("rule"), "error": f"{kind.__name__}: {error}"}
     if retrying:
         detail["retry_in"] = (job.retry_intervals or [0])[0]
-    note(connection, delivery, job.id, "retrying" if retrying else "failed", **detail)
-    metrics.count(connection, "bridge_jobs_total", rule=job.meta.get("rule", ""), outcome="retried" if retrying else "failed")
-    if retrying:
+    status, outcome = ("retrying", "retried") if retrying else ("failed", "failed")
+    if isinstance(error, LMSNeedsAttention):
+        status = outcome = "needs-attention"
+        detail.update(connection=error.connection, email=error.email, remedy=error.remedy)
+        connection.sadd(NEEDS_ATTENTION_KEY, job.id)
+    elif retrying and getattr(error, "held_for", None) is not None:
+        status = outcome = "held"
+    note(connection, delivery, job.id, status, **detail)
+    metrics.count(connection, "bridge_jobs_total", rule=job.meta.get("rule", ""), outcome=outcome)
+    if outcome == "retried":
         metrics.count(connection, "bridge_retries_total", rule=job.meta.get("rule", ""))
-    log.log(logging.WARNING if retrying else logging.ERROR, "job %s", "will be retried" if retrying else "failed",
+    log.log(logging.ERROR if status in ("failed", "needs-attention") else logging.WARNING, "job %s",
+            "will be retried" if status == "retrying" else status,
             extra={"delivery_id": delivery, "job_id": job.id, **detail})

@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 COUNTERS_KEY = "bridge:metrics:counters"
 HISTOGRAMS_KEY = "bridge:metrics:histograms"
+NEEDS_ATTENTION_KEY = "bridge:needs-attention"  # ids of failed jobs that wait for a person (lms link, then retry)
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 # name -> (help, label names); every counter the bridge keeps.
@@ -23,7 +24,8 @@ COUNTERS = {
     "bridge_signature_failures_total": ("Webhooks refused because they did not prove their sender.", ("source",)),
     "bridge_duplicates_total": ("Deliveries dropped as duplicates of an earlier one.", ("source",)),
     "bridge_rule_matches_total": ("Rules that matched a delivery.", ("rule",)),
-    "bridge_jobs_total": ("Job tries by rule and outcome (succeeded, retried, failed).", ("rule", "outcome")),
+    "bridge_jobs_total": ("Job tries by rule and outcome (succeeded, skipped, retried, held, failed, needs-attention).",
+                          ("rule", "outcome")),
     "bridge_retries_total": ("Job retries planned, by rule.", ("rule",)),
 }
 HISTOGRAMS = {
@@ -79,12 +81,29 @@ class RedisCollector(Collector):
         job = queue.fetch_job(first[0]) if first else None
         oldest.add_metric([], max(0.0, time.time() - job.enqueued_at.timestamp()) if job and job.enqueued_at else 0.0)
         yield oldest
+        registry = FailedJobRegistry(self.queue_name, connection=self.connection)
         failed = GaugeMetricFamily("bridge_failed_jobs", "Jobs in RQ's failed job registry.")
-        failed.add_metric([], FailedJobRegistry(self.queue_name, connection=self.connection).count)
+        failed.add_metric([], registry.count)
         yield failed
+        attention = GaugeMetricFamily("bridge_jobs_needing_attention",
+                                      "Failed jobs waiting for a person: an LMS user id to link, then a retry.")
+        attention.add_metric([], self._needing_attention(registry.key))
+        yield attention
         workers = GaugeMetricFamily("bridge_workers", "RQ workers alive on the queue.")
         workers.add_metric([], Worker.count(queue=queue))
         yield workers
+
+    def _needing_attention(self, failed_key: str) -> int:
+        """Count the jobs marked as needing attention that are still failed; forget the others."""
+        members = list(self.connection.smembers(NEEDS_ATTENTION_KEY))
+        with self.connection.pipeline(transaction=False) as pipe:
+            for member in members:
+                pipe.zscore(failed_key, member)
+            scores = pipe.execute()
+        gone = [member for member, score in zip(members, scores) if score is None]
+        if gone:
+            self.connection.srem(NEEDS_ATTENTION_KEY, *gone)
+        return len(members) - len(gone)
 
     def _histograms(self):
         raw = self.connection.hgetall(HISTOGRAMS_KEY)

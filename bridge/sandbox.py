@@ -17,7 +17,8 @@ Control endpoints (never recorded, never faulted):
     GET /sandbox/state       users, courses, enrolments and invitations of both LMSs
     POST /sandbox/faults     {"status": 500, "count": 3}, {"status": 429, "retry_after": 2},
                              {"drop": true, "count": 2} (close the connection without a reply),
-                             {"latency": 0.5}; optional "path" (a substring the call's path must
+                             {"drop": "after"} (perform the call, then close without the reply: the
+                             lost-reply window), {"latency": 0.5}; optional "path" (a substring the call's path must
                              contain) and "body" (raw text to reply instead of the JSON error)
     GET|DELETE /sandbox/faults  show | clear the faults
     DELETE /sandbox/tokens   expire every Coursebox token now
@@ -116,11 +117,16 @@ def ct_api(state: SandboxState):
 # --- Coursebox -----------------------------------------------------------------------------
 
 def cb_login(state: SandboxState):
+    """Log a user in by email and password (the guide: "authenticate users with their email and password")."""
     body = request.get_json(silent=True) or {}
-    if body.get("email") != COURSEBOX_EMAIL or \
-            not hmac.compare_digest(str(body.get("password", "")), COURSEBOX_PASSWORD):
+    email = str(body.get("email", "")).strip().lower()
+    with state.lock:
+        user = next((u for u in state.users["coursebox"].values() if u["email"].lower() == email), None)
+        known = state.passwords.get(str(user["id"]), "") if user else ""
+    if user is None or not known or not hmac.compare_digest(str(body.get("password", "")), known):
         return loopback_error(401, "login failed", "LOGIN_FAILED")
-    return jsonify({"token": {"id": state.issue_token(), "ttl": state.token_ttl, "created": now_iso(), "userId": 1}})
+    token = state.issue_token()
+    return jsonify({"token": {"id": token, "ttl": state.token_ttl, "created": now_iso(), "userId": user["id"]}})
 
 
 def cb_create_account(state: SandboxState):
@@ -135,6 +141,7 @@ def cb_create_account(state: SandboxState):
         record = {"id": state.new_id("coursebox"), "email": email, "firstName": first, "lastName": last,
                   "fullName": f"{first} {last}".strip(), "isAdmin": False, "createdAt": now_iso()}
         state.users["coursebox"][str(record["id"])] = record
+        state.passwords[str(record["id"])] = str(user["password"])
         return jsonify(public_user(record))
 
 
@@ -337,8 +344,13 @@ def create_sandbox_blueprint(state: SandboxState | None = None) -> Blueprint:
             time.sleep(latency)  # outside the lock, so a slow call does not stall the others
         if fault is not None:
             g.sandbox_fault = True
-            if fault["drop"]:
+            if fault["drop"] == "after":
+                # Performed like any call below; record_call then closes the connection instead of replying.
+                g.sandbox_drop_after = request.environ.get("werkzeug.socket") or request.environ.get("gunicorn.socket")
+                fault = None
+            elif fault["drop"]:
                 return drop_connection()
+        if fault is not None:
             if fault["body"] is not None:
                 response = Response(str(fault["body"]), fault["status"], content_type="text/html; charset=utf-8")
             else:
@@ -363,10 +375,13 @@ def create_sandbox_blueprint(state: SandboxState | None = None) -> Blueprint:
         else:
             body = request.get_data(as_text=True)[:2000] or None
         headers = {name: request.headers[name] for name in ("X-Access-Token", "User-Agent") if name in request.headers}
+        if getattr(g, "sandbox_drop_after", None) is not None:
+            g.sandbox_dropped = g.sandbox_drop_after
         dropped = getattr(g, "sandbox_dropped", None) is not None
         call = {"time": now_iso(), "lms": g.sandbox_lms, "method": request.method, "path": request.path,
                 "query": redact(request.args.to_dict()), "body": redact(body), "headers": redact(headers),
-                "status": None if dropped else response.status_code, "fault": g.sandbox_fault, "dropped": dropped}
+                "status": None if dropped else response.status_code, "fault": g.sandbox_fault, "dropped": dropped,
+                "performed": not dropped or getattr(g, "sandbox_drop_after", None) is not None}
         with state.lock:
             state.calls.append(call)
         if dropped:

@@ -51,8 +51,8 @@ def fault_problem(spec) -> str | None:
     status, count, latency = spec.get("status"), spec.get("count", 1), spec.get("latency")
     if status is not None and not (isinstance(status, int) and 100 <= status <= 599):
         return "status must be an HTTP status"
-    if spec.get("drop") not in (None, True, False) or (status is not None and spec.get("drop")):
-        return "drop must be true or false, and never comes with a status"
+    if spec.get("drop") not in (None, True, False, "after") or (status is not None and spec.get("drop")):
+        return 'drop must be true, "after" or false, and never comes with a status'
     if not (isinstance(count, int) and count >= 1):
         return "count must be a positive integer"
     if latency is not None and not (isinstance(latency, (int, float)) and latency >= 0):
@@ -78,6 +78,7 @@ class SandboxState:
             self.enrollments: dict[str, list[int]] = {course: [] for course in self.courses}
             self.invites: list[dict] = []
             self.tokens: dict[str, float] = {}
+            self.passwords = {str(u["id"]): COURSEBOX_PASSWORD for u in SEED_COURSEBOX_USERS}  # Coursebox logins
             self.calls: list[dict] = []
             self.faults: dict = {}
             self.next_id = {"coursetoolkit": 1002, "coursebox": 101}
@@ -114,7 +115,8 @@ class SandboxState:
             if spec.get("latency") is not None:
                 self.faults["latency"] = float(spec["latency"])
             if spec.get("status") is not None or spec.get("drop"):
-                self.faults["next"] = {"status": spec.get("status"), "drop": bool(spec.get("drop")),
+                drop = spec.get("drop")
+                self.faults["next"] = {"status": spec.get("status"), "drop": drop if drop == "after" else bool(drop),
                                        "count": spec.get("count", 1), "path": str(spec.get("path", "")),
                                        "retry_after": spec.get("retry_after"), "body": spec.get("body")}
             return copy.deepcopy(self.faults)

@@ -89,7 +89,7 @@ def test_user_by_id_and_by_email_with_toolkit_permissions(bridge_lms):
     assert kit.exit_code == 0 and kit.output.splitlines()[-3:] == ["COURSE  ACCESS", "42      all", "7       m1, m2"]
     assert json.loads(bridge_lms("user", "kit", "1001", "--json").output)["courses"] == {"42": "all", "7": ["m1", "m2"]}
     unknown = bridge_lms("user", "box", "nobody@example.com")
-    assert unknown.exit_code == 1 and "no coursebox user id is known for 'nobody@example.com'" in unknown.stderr
+    assert unknown.exit_code == 1 and "no Coursebox user id is known for 'nobody@example.com'" in unknown.stderr
 
 
 def test_learners_teach_the_bridge_emails_through_redis(bridge_lms, lms_sandbox, redis14, redis_name, redis_url, tmp_path):

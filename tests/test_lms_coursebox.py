@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from bridge.lms import ACTIONS, LMSNotFound, LMSRejected, build_connector
+from bridge.lms.errors import LMSNeedsAttention
 from bridge.lms.coursebox import ATTRIBUTES, UPDATE_FIELDS, snake
 from bridge.sandbox import COURSEBOX_EMAIL, COURSEBOX_PASSWORD
 from tests.lms_helpers import connectors, coursebox, live_sandbox, lms_sandbox  # noqa: F401
@@ -54,11 +55,13 @@ def test_create_user_for_a_known_email_makes_no_second_account(coursebox, lms_sa
     assert len(lms_sandbox.calls("createAccount")) == 1
 
 
-def test_create_user_of_an_account_made_elsewhere_says_how_to_teach_the_bridge(coursebox, lms_sandbox):
-    made_outside_the_bridge(lms_sandbox, "out@example.com", 13)
+def test_create_user_of_an_account_made_elsewhere_finds_it_in_a_course(coursebox, lms_sandbox):
+    uid = made_outside_the_bridge(lms_sandbox, "out@example.com", 13)
 
-    with pytest.raises(LMSRejected, match="Email already exists.*bridge lms learners"):
-        coursebox.perform("create_user", {"email": "out@example.com"})
+    result = coursebox.perform("create_user", {"email": "out@example.com"})
+    assert result == {"id": str(uid), "email": "out@example.com", "created": False,
+                      "found_by": "the account's course lists"}
+    assert coursebox.identities.get("OUT@example.com") == str(uid)
 
 
 def test_get_user_by_id_and_by_known_email(coursebox, lms_sandbox):
@@ -129,10 +132,12 @@ def test_enroll_and_unenroll_by_email_and_by_id(coursebox, lms_sandbox):
     assert lms_sandbox.calls("/42/users")[0]["query"] == {"userid": user["id"]}
 
 
-def test_enroll_by_an_unknown_email_is_not_found_without_a_call(coursebox, lms_sandbox):
-    with pytest.raises(LMSNotFound, match="nobody@example.com.*course_learners"):
+def test_enroll_by_an_unknown_email_needs_attention_after_reading_the_courses(coursebox, lms_sandbox):
+    with pytest.raises(LMSNeedsAttention, match="nobody@example.com.*no course of the account lists them") as caught:
         coursebox.perform("enroll", {"course_id": "42", "email": "nobody@example.com"})
-    assert lms_sandbox.calls() == []
+    assert caught.value.email == "nobody@example.com" and not caught.value.retryable
+    assert "bridge lms link coursebox nobody@example.com USER_ID" in caught.value.remedy
+    assert not lms_sandbox.calls("enrolUser")
 
 
 def test_list_courses_sends_the_documented_page_options(coursebox, lms_sandbox):
@@ -227,9 +232,8 @@ def test_unknown_course_and_user_are_not_found(coursebox):
         coursebox.perform("get_user", {"user_id": "555"})
 
 
-def test_duplicate_account_is_rejected_with_the_lms_text(coursebox):
-    with pytest.raises(LMSRejected, match="Email already exists"):
-        coursebox.perform("create_user", {"email": COURSEBOX_EMAIL})
+def test_an_existing_administrator_is_found_among_the_course_administrators(coursebox):
+    assert coursebox.perform("create_user", {"email": COURSEBOX_EMAIL})["id"] == "1"
 
 
 def test_ping_logs_in_afresh(coursebox, lms_sandbox):

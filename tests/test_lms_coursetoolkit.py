@@ -15,6 +15,7 @@ from bridge.lms import (ACTIONS, CONNECTION_SCHEMAS, LMSAuthError, LMSError, LMS
                         LMSRejected, LMSUnavailable, build_connector, validate_connection_spec)
 from bridge.lms.base import USER_AGENT, error_class, parse_retry_after
 from bridge.lms.coursetoolkit import parse_permissions
+from bridge.lms.errors import LMSNeedsAttention
 from bridge.sandbox import COURSETOOLKIT_API_KEY, COURSETOOLKIT_API_USER
 from tests.lms_helpers import connectors, live_sandbox, lms_sandbox  # noqa: F401
 
@@ -70,31 +71,40 @@ def test_remove_user_then_get_user_is_not_found_with_the_lms_text(toolkit, lms_s
     assert "User not found" in str(caught.value) and caught.value.operation == "get_user"
 
 
-def test_remove_user_by_an_email_the_bridge_created(toolkit, lms_sandbox):
+def test_remove_user_by_an_email_the_bridge_created_checks_the_id_first(toolkit, lms_sandbox):
     created = toolkit.perform("create_user", {"email": "Kim@Example.com"})
 
     assert toolkit.perform("remove_user", {"email": "kim@example.com"}) == {
         "id": created["id"], "email": "kim@example.com", "removed": True, "reply": {"userid": created["id"]}}
-    assert [call["body"]["api-action"] for call in lms_sandbox.calls()] == ["createuser", "removeuser"]
+    assert [call["body"]["api-action"] for call in lms_sandbox.calls()] == ["createuser", "getuser", "removeuser"]
     assert toolkit.identities.get("kim@example.com") is None
 
 
-def test_remove_user_by_an_unknown_email_gets_the_id_from_create_if_not_exists(toolkit, lms_sandbox):
-    result = toolkit.perform("remove_user", {"email": "learner@sandbox.test"})
+def test_remove_user_by_an_unknown_email_creates_nothing_and_is_skipped(toolkit, lms_sandbox):
+    result = toolkit.perform("remove_user", {"email": "stranger@example.com"})
 
-    assert result["id"] == "1001" and users_by_email(lms_sandbox) == {}
-    assert [call["body"]["api-action"] for call in lms_sandbox.calls()] == ["createuser", "removeuser"]
+    assert result["removed"] is False and result["id"] is None
+    assert "nothing to remove" in result["skipped"] and "stranger@example.com" in result["skipped"]
+    assert lms_sandbox.calls() == [] and "stranger@example.com" not in users_by_email(lms_sandbox)
 
 
-def test_remove_user_by_an_email_whose_remembered_id_is_stale(toolkit, lms_sandbox):
-    toolkit.perform("create_user", {"email": "lou@example.com"})
-    toolkit.identities.remember("lou@example.com", "9999")  # as if removed and re-created outside the bridge
-    lms_sandbox.control("DELETE", "/calls")
+def test_remove_user_by_an_unknown_email_needs_attention_when_the_rule_says_so(toolkit, lms_sandbox):
+    with pytest.raises(LMSNeedsAttention, match="stranger@example.com") as caught:
+        toolkit.perform("remove_user", {"email": "stranger@example.com", "if_unknown": "needs-attention"})
+    assert "bridge lms link toolkit stranger@example.com USER_ID" in caught.value.remedy
+    assert lms_sandbox.calls() == []
+
+
+@pytest.mark.parametrize("stale", ["9999", "1001"])  # an id the LMS no longer has; an id that is someone else's now
+def test_remove_user_never_removes_by_an_id_the_lms_contradicts(toolkit, lms_sandbox, stale):
+    toolkit.identities.remember("lou@example.com", stale)
 
     result = toolkit.perform("remove_user", {"email": "lou@example.com"})
-    assert result["removed"] is True and result["id"] != "9999"
-    assert "lou@example.com" not in users_by_email(lms_sandbox)
-    assert [call["body"]["api-action"] for call in lms_sandbox.calls()] == ["removeuser", "createuser", "removeuser"]
+    assert result["removed"] is False and "skipped" in result
+    assert "learner@sandbox.test" in users_by_email(lms_sandbox)
+    assert [call["body"]["api-action"] for call in lms_sandbox.calls()] == ["getuser"]
+    assert toolkit.identities.get("lou@example.com") is None
+    assert toolkit.identities.get("learner@sandbox.test") == ("1001" if stale == "1001" else None)
 
 
 def test_get_user_by_a_known_email_only(toolkit, lms_sandbox):

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from bridge.lms import LMSAuthError
+from bridge.lms.errors import LMSLoginHeld
 from bridge.lms.store import MemoryStore, locked
 from bridge.lms.tokens import SharedToken
 from bridge.sandbox import COURSEBOX_EMAIL
@@ -145,13 +146,16 @@ def test_concurrent_workers_refused_the_same_token_log_in_once_again(shared, lms
     assert results == ["1"] * 6 and logins(lms_sandbox) == 2
 
 
-def test_a_refused_login_releases_the_lock_for_the_next_worker(shared, lms_sandbox, redis14):
-    wrong = shared(password="wrong-Secret-42")
+def test_a_refused_login_holds_the_connection_without_another_login(shared, lms_sandbox, redis14):
+    wrong, other_worker = shared(password="wrong-Secret-42"), shared(password="wrong-Secret-42")
 
-    for _ in range(2):
-        with pytest.raises(LMSAuthError, match="login failed"):
-            wrong.perform("get_user", {"user_id": 1})
-    assert redis14.get(wrong.token.lock_key) is None and logins(lms_sandbox) == 2
+    with pytest.raises(LMSAuthError, match="HTTP 401: login failed") as first:
+        wrong.perform("get_user", {"user_id": 1})
+    with pytest.raises(LMSLoginHeld, match="1 login.s. failed in a row.*login failed; next login attempt in") as second:
+        other_worker.perform("get_user", {"user_id": 1})
+    assert first.value.held_for == pytest.approx(2, abs=0.5) and 0 < second.value.held_for <= 2
+    assert "wrong-Secret-42" not in str(first.value) + str(second.value)
+    assert redis14.get(wrong.token.lock_key) is None and logins(lms_sandbox) == 1
 
 
 def test_a_token_refused_twice_is_an_auth_error(coursebox, lms_sandbox):
@@ -200,3 +204,25 @@ def test_lock_ttl_must_be_positive():
     with pytest.raises(ValueError, match="lock ttl must be positive, got 0"):
         with locked(MemoryStore(), "lock", 0):
             pass
+
+
+def test_failed_logins_back_off_exponentially_up_to_the_cap():
+    now = [1000.0]
+    token = SharedToken(MemoryStore(clock=lambda: now[0]), "k", lock_ttl=5, first_backoff=2, max_backoff=10,
+                        clock=lambda: now[0])
+    attempts = []
+
+    def failing_login():
+        attempts.append(now[0])
+        raise RuntimeError("LMS down")
+
+    waits = []
+    for _ in range(5):
+        with pytest.raises(RuntimeError):
+            token.get(failing_login)
+        waits.append(token.backoff()["until"] - now[0])
+        with pytest.raises(Exception, match="next login attempt in"):
+            token.get(failing_login)  # within the wait: no login at all
+        now[0] += waits[-1]
+    assert waits == [2, 4, 8, 10, 10] and len(attempts) == 5
+    assert token.get(lambda: ("fresh", 60)) == "fresh" and token.backoff() is None

@@ -32,7 +32,7 @@ def test_a_delivery_and_its_job_steps_are_json_lines_with_the_delivery_id(client
 
 
 def test_no_secret_reaches_any_log_line(client, work, sandbox, json_lines):
-    fault(sandbox, status=500, count=1)
+    fault(sandbox, status=500, count=1, path="/coursebox/api/")
     client.post("/hooks/shop", **woo_post(ORDER))
     client.post("/hooks/hr", **hr_post({"event": "employee.hired", "id": "s1", "employee": {"email": "s@example.com"}}))
     bad = woo_post(ORDER)

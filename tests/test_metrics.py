@@ -20,7 +20,7 @@ def test_deliveries_jobs_retries_and_lms_latency_are_counted(client, work, sandb
     bad = woo_post(ORDER)
     bad["headers"]["X-WC-Webhook-Signature"] = "forged"
     client.post("/hooks/shop", **bad)
-    fault(sandbox, status=503, count=1)
+    fault(sandbox, status=503, count=1, path="/coursebox/api/")
     before = samples(client)
     assert before[("bridge_queue_depth", ())] == 1
     assert before[("bridge_queue_oldest_job_age_seconds", ())] >= 0

@@ -21,15 +21,22 @@ def lms():
     """Check LMS connections and look up courses, users and learners."""
 
 
-def common(command):
-    """Give a command the CONN argument and the --rules and --json options, and turn LMS errors into exit 1."""
+def common(command=None, *, shared: bool = False):
+    """Give a command the CONN argument and the --rules and --json options, and turn LMS errors into exit 1.
+
+    A `shared` command writes what the workers read (the identity map), so it always works on the bridge's
+    Redis: REDIS_URL, else the embedded mode's in the data folder.
+    """
+    if command is None:
+        return functools.partial(common, shared=shared)
+
     @click.argument("conn", metavar="CONN")
     @click.option("--rules", "rules_dir", type=click.Path(path_type=Path, file_okay=False),
                   help="Folder of rule files (default: $RULES_DIR or ./rules).")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
     @functools.wraps(command)
     def run(conn: str, rules_dir: Path | None, as_json: bool, **kwargs):
-        connection, connector, redis = open_connector(conn, rules_dir)
+        connection, connector, redis = open_connector(conn, rules_dir, shared)
         try:
             with connector:
                 command(connector, as_json=as_json, **kwargs)
@@ -43,8 +50,8 @@ def common(command):
     return run
 
 
-def open_connector(conn: str, rules_dir: Path | None) -> tuple[Connection, Connector, object]:
-    """Build the connector of a connection declared in the rule files, on Redis only when REDIS_URL is set."""
+def open_connector(conn: str, rules_dir: Path | None, shared: bool = False) -> tuple[Connection, Connector, object]:
+    """Build the connector of a connection declared in the rule files, on Redis when REDIS_URL is set or `shared`."""
     try:
         settings = Settings.from_env()
     except ValueError as error:
@@ -62,6 +69,10 @@ def open_connector(conn: str, rules_dir: Path | None) -> tuple[Connection, Conne
         from bridge.redis_client import connect
 
         redis = connect(settings.redis_url)  # shares tokens and the identity map with the workers
+    elif shared:
+        from bridge.embedded import start_redis
+
+        redis = start_redis(settings)[0]
     connection = connections[conn]
     timeouts = (settings.lms_connect_timeout, settings.lms_read_timeout)
     return connection, build_connector(conn, connection.spec, redis=redis, timeouts=timeouts), redis
@@ -155,3 +166,50 @@ def learners(connector: Connector, as_json: bool, course: str):
                  str(find_value(item, (key, f"user.{key}")) or "") for key in ("firstName", "lastName")).strip()]
             for item in result["learners"]]
     show(result, as_json, table(["id", "email", "name"], rows) + f"\n{len(rows)} learner(s) in course {course}")
+
+
+@lms.command()
+@common(shared=True)
+@click.option("--max-courses", type=click.IntRange(1), help="Read at most this many courses (default: all).")
+def sync(connector: Connector, as_json: bool, max_courses: int | None):
+    """Learn the id of everyone CONN's LMS shows (course learners and administrators), with progress.
+
+    Run it once after connecting an account that already has learners, so that their first purchase
+    finds their account instead of needing attention.
+    """
+    from bridge.lms.coursebox import Coursebox
+
+    if not isinstance(connector, Coursebox):
+        raise click.ClickException(f"{connector.type} connection {connector.name!r} cannot be synced: its API lists "
+                                   "no users (ids are learnt from create_user and get_user; link others with "
+                                   f"`bridge lms link {connector.name} EMAIL USER_ID`)")
+
+    def progress(number: int, total: int, course, people: int) -> None:
+        if not as_json:
+            title = find_value(course, ("title", "name")) or ""
+            click.echo(f"[{number}/{total}] course {find_value(course, ('id', '_id'))} {title}: {people} people")
+
+    report = connector.directory.scan(progress=progress, max_courses=max_courses, force=True)
+    known = len(connector.identities.all())
+    summary = {"connection": connector.name, **report.to_dict(), "known": known}
+    show(summary, as_json, f"learned {len(report.learned)} id(s) from {report.courses} of {report.total_courses} "
+                           f"course(s): {report.new} new, {report.changed} changed, {report.dropped} dropped because "
+                           f"the LMS shows their id under another email; {known} known for {connector.name!r} now")
+
+
+@lms.command()
+@common(shared=True)
+@click.argument("email", metavar="EMAIL")
+@click.argument("user_id", metavar="USER_ID")
+def link(connector: Connector, as_json: bool, email: str, user_id: str):
+    """Tell the bridge that EMAIL is user USER_ID of CONN's LMS (checked with the LMS first)."""
+    if "@" not in email:
+        raise click.BadParameter(f"{email!r} is not an email", param_hint="EMAIL")
+    said = connector.perform("get_user", {connector.id_param: user_id}).get("email")
+    if said is not None and str(said).strip().lower() != email.strip().lower():
+        raise click.ClickException(f"user {user_id} of {connector.name!r} is {said}, not {email}: nothing linked")
+    connector.identities.remember(email, user_id)
+    warning = "" if said is not None else " (the LMS's reply names no email to check it against)"
+    show({"connection": connector.name, "email": email, "user_id": user_id, "checked": said is not None}, as_json,
+         f"linked {email} to user {user_id} of {connector.name!r}{warning}; retry what waited for it: "
+         f"`bridge deliveries --status needs-attention --email {email}`, then `bridge retry DELIVERY`")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bridge.lms.base import ActionSpec, Connector, connection_schema, find_value
-from bridge.lms.errors import LMSAuthError, LMSNotFound, LMSRejected
+from bridge.lms.errors import LMSAuthError, LMSNeedsAttention, LMSNotFound, LMSRejected
+from bridge.lms.identity import normal
 
 # Everything the public API document leaves out lives here, so a wrong guess is fixed in one place.
 DEFAULTS = {
@@ -25,11 +26,13 @@ DEFAULTS = {
 }
 
 AUTH_FIELDS = ("api-user", "api-key", "api-action")
+IF_UNKNOWN = ("skip", "needs-attention")  # what remove_user does for an email the bridge cannot resolve
 
 ACTIONS = {
     "create_user": ActionSpec(required=("email",), optional=("first_name", "last_name"), extra_fields=True,
                               reserved=AUTH_FIELDS),
-    "remove_user": ActionSpec(optional=("userid", "email"), any_of=(("userid", "email"),)),
+    "remove_user": ActionSpec(optional=("userid", "email", "if_unknown"), any_of=(("userid", "email"),),
+                              choices=(("if_unknown", IF_UNKNOWN),)),
     "get_user": ActionSpec(optional=("userid", "email"), any_of=(("userid", "email"),)),
 }
 
@@ -132,28 +135,46 @@ class CourseToolkit(Connector):
         return {"id": str(user_id), "email": email, "reply": reply}
 
     def do_remove_user(self, params: Mapping) -> dict:
-        """Remove a user given by `userid`, or by `email`.
+        """Remove a user given by `userid`, or by an email the bridge knows; never create one to remove it.
 
-        Course Toolkit removes by id only. An email is looked up in the identity map (filled by create_user
-        and get_user); when the map does not know it, or the LMS no longer knows the id it holds, the id comes
-        from Course Toolkit's create-if-not-exists call, the only one that takes an email. That call creates
-        the user if there was none, who is then removed at once: either way nobody with the email is left.
+        Course Toolkit removes by id only and looks nobody up by email: its one call that takes an email,
+        createuser, creates the account when it is missing (and may send a welcome email). So an email's id
+        comes from the identity map alone, checked with getuser first; an email the bridge cannot resolve is
+        skipped with the reason, or needs attention when the rule says `if_unknown: needs-attention`.
         """
         if params.get("userid") not in (None, ""):
             user_id = str(params["userid"])
             return {"id": user_id, "removed": True, "reply": self.call("remove_user", {"userid": user_id})}
-        email, reply = params["email"], None
+        email = params["email"]
         user_id = self.identities.get(email)
-        if user_id is not None:
+        if user_id is not None and self.confirms(email, user_id):
             try:
                 reply = self.call("remove_user", {"userid": user_id})
             except LMSNotFound:
-                pass  # a stale id: the user was removed, maybe re-created, outside the bridge
-        if reply is None:
-            user_id = self.do_create_user({"email": email})["id"]
-            reply = self.call("remove_user", {"userid": user_id})
-        self.identities.forget(email)
-        return {"id": user_id, "email": email, "removed": True, "reply": reply}
+                reply = None  # removed between the check and now, outside the bridge
+            self.identities.forget(email)
+            if reply is not None:
+                return {"id": user_id, "email": email, "removed": True, "reply": reply}
+        if params.get("if_unknown") == "needs-attention":
+            raise self.error(LMSNeedsAttention, "remove_user", f"no Course Toolkit user id is known for {email!r}: "
+                             "the API looks nobody up by email without creating the account", email=email)
+        return {"id": None, "email": email, "removed": False,
+                "skipped": f"no Course Toolkit user is known for {email!r}: nothing to remove (the API finds "
+                           "users by id only, and the bridge never creates an account to remove it)"}
+
+    def confirms(self, email: str, user_id: str) -> bool:
+        """Tell whether the LMS still has this id under this email; forget it when not."""
+        try:
+            reply = self.call("get_user", {"userid": user_id}, "remove_user: check the id")
+        except LMSNotFound:
+            self.identities.forget(email)
+            return False
+        said = find_value(reply, DEFAULTS["email_fields"])
+        if said is not None and normal(said) != normal(email):
+            self.identities.forget(email)
+            self.identities.remember(said, user_id)
+            return False
+        return True
 
     def do_get_user(self, params: Mapping) -> dict:
         """Fetch a user, given by `userid` or by an email the identity map knows, with course permissions parsed."""

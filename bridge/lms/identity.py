@@ -1,8 +1,9 @@
 """The identity map: which LMS user id an email belongs to, per connection, shared through the store.
 
 Neither API looks a user up by email, so the bridge remembers every (email, id) pair it sees: in replies
-to create_user and get_user and in course learner lists. That is what lets a second purchase reuse the
-account and a leave find the user to remove.
+to create_user and get_user, in Coursebox's course learner and administrator lists (directory.py), and
+in ids an operator links by hand. That is what lets a second purchase reuse the account and a leave find
+the user to remove. An entry the LMS contradicts (a 404, a reply naming another email) is forgotten.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ class IdentityMap:
                 if email not in (None, "") and user_id not in (None, "")}
         self.store.hset(self.key, kept)
         return len(kept)
+
+    def all(self) -> dict[str, str]:
+        """Return every remembered email with its user id."""
+        return self.store.hgetall(self.key)
 
     def forget(self, email) -> None:
         """Drop an email whose user no longer exists."""

@@ -52,10 +52,20 @@ class MemoryStore:
             if self._live(key) == value:
                 del self._values[key]
 
+    def delete(self, key: str) -> None:
+        """Forget a value."""
+        with self._lock:
+            self._values.pop(key, None)
+
     def hget(self, name: str, field: str) -> str | None:
         """Read one field of a hash."""
         with self._lock:
             return self._hashes.get(name, {}).get(field)
+
+    def hgetall(self, name: str) -> dict[str, str]:
+        """Read a whole hash."""
+        with self._lock:
+            return dict(self._hashes.get(name, {}))
 
     def hset(self, name: str, values: Mapping[str, str]) -> None:
         """Write fields of a hash."""
@@ -97,9 +107,18 @@ class RedisStore:
         """Delete a key if it still holds this value."""
         self._run("released a lock", self._client.eval, _RELEASE, 1, key, value)
 
+    def delete(self, key: str) -> None:
+        """Forget a value."""
+        self._run("deleted a key", self._client.delete, key)
+
     def hget(self, name: str, field: str) -> str | None:
         """Read one field of a hash."""
         return self._run("read the identity map", self._client.hget, name, field)
+
+    def hgetall(self, name: str) -> dict[str, str]:
+        """Read a whole hash."""
+        found = self._run("read the identity map", self._client.hgetall, name)
+        return {key.decode(): value.decode() for key, value in found.items()}
 
     def hset(self, name: str, values: Mapping[str, str]) -> None:
         """Write fields of a hash."""
