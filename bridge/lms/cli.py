@@ -72,7 +72,10 @@ def open_connector(conn: str, rules_dir: Path | None, shared: bool = False) -> t
     elif shared:
         from bridge.embedded import start_redis
 
-        redis = start_redis(settings)[0]
+        try:
+            redis = start_redis(settings)[0]
+        except BridgeError as error:
+            raise click.ClickException(error.message) from None
     connection = connections[conn]
     timeouts = (settings.lms_connect_timeout, settings.lms_read_timeout)
     return connection, build_connector(conn, connection.spec, redis=redis, timeouts=timeouts), redis
