@@ -84,7 +84,7 @@ def bridge_error(error: BridgeError):
         response.status_code = 503
         response.headers["Retry-After"] = "60"
         return response
-    response = jsonify(error.to_dict())
+    response = jsonify(error.to_dict(detailed=True))
     response.status_code = error.status
     if isinstance(error, TokenRejected):
         response.headers["WWW-Authenticate"] = error.challenge

@@ -1,37 +1,49 @@
-"""Decode a webhook's raw body into data, the way senders actually encode it."""
+"""Decode a webhook's raw body into data the way senders encode it, in time linear in its size and within caps."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
+from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from .errors import BadRequest
 
 _BRACKETS = re.compile(r"\[([^\[\]]*)\]")
-# Deeper nesting than any real sender uses; a cap keeps a hostile body from building huge trees.
-_MAX_DEPTH = 32
-_MAX_INDEX = 10_000
 
 
-def decode_body(raw: bytes, content_type: str | None) -> dict | list:
+@dataclass(frozen=True)
+class BodyLimits:
+    """Caps on a decoded body; each one broken is a 400 that names it."""
+
+    # Values in the whole body, objects and lists included; a 1 MiB order of a real shop holds about 20,000.
+    fields: int = 50_000
+    # Containers inside containers; real senders stay under 10.
+    depth: int = 32
+    key_length: int = 512
+    # Characters of one number: 64-bit ids have 20; Python's int() refuses past 4,300.
+    number_length: int = 100
+
+
+def decode_body(raw: bytes, content_type: str | None, limits: BodyLimits = BodyLimits()) -> dict | list:
     """Decode a JSON or form-encoded body, or raise BadRequest saying why not."""
     mimetype = (content_type or "").split(";", 1)[0].strip().lower()
     if not raw.strip():
         return {}
     if mimetype == "application/json" or mimetype.endswith("+json"):
-        return _decode_json(raw)
+        return _decode_json(raw, limits)
     if mimetype == "application/x-www-form-urlencoded":
-        return decode_form(_text(raw))
+        return decode_form(_text(raw), limits)
     if mimetype in ("", "text/plain", "application/octet-stream"):
         # Senders without a content type still send JSON or form data; tell them apart by shape.
         text = _text(raw).lstrip()
         if text[:1] in ("{", "["):
-            return _decode_json(raw)
+            return _decode_json(raw, limits)
         if "=" in text:
-            return decode_form(text)
+            return decode_form(text, limits)
         raise BadRequest("body is neither JSON nor form data")
-    raise BadRequest(f"unsupported content type {mimetype!r}: send application/json or application/x-www-form-urlencoded")
+    raise BadRequest(f"unsupported content type {mimetype[:60]!r}: send application/json or application/x-www-form-urlencoded")
 
 
 def _text(raw: bytes) -> str:
@@ -41,31 +53,96 @@ def _text(raw: bytes) -> str:
         raise BadRequest(f"body is not UTF-8 text (byte {error.start})") from None
 
 
-def _decode_json(raw: bytes) -> dict | list:
+def _decode_json(raw: bytes, limits: BodyLimits) -> dict | list:
+    def number(kind):
+        def parse(text: str):
+            if len(text) > limits.number_length:
+                raise BadRequest(f"body has a number longer than {limits.number_length} characters")
+            value = kind(text)
+            if not math.isfinite(value):
+                raise BadRequest(f"body has a number too large to store: {text[:20]}…")
+            return value
+        return parse
+
+    def constant(name: str):
+        raise BadRequest(f"body is not valid JSON: {name} is not a JSON value")
+
     try:
-        data = json.loads(_text(raw))
+        data = json.loads(_text(raw), parse_int=number(int), parse_float=number(float), parse_constant=constant)
     except json.JSONDecodeError as error:
         raise BadRequest(f"body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
     except RecursionError:
-        raise BadRequest("body is not valid JSON: nested too deeply") from None
+        raise BadRequest(f"body is nested deeper than {limits.depth} levels") from None
     if not isinstance(data, (dict, list)):
         raise BadRequest(f"JSON body must be an object or an array, got {type(data).__name__}")
+    _check_tree(data, limits)
     return data
 
 
-def decode_form(text: str) -> dict:
+def _check_tree(data, limits: BodyLimits) -> None:
+    """Refuse a decoded JSON body past the caps, or holding text that cannot be stored (lone surrogates)."""
+    stack, count = [(data, 1)], 0
+    while stack:  # a loop, not recursion: the caps are checked before anything deep is walked
+        node, depth = stack.pop()
+        count += 1
+        if count > limits.fields:
+            raise BadRequest(f"body has more than {limits.fields} values")
+        if isinstance(node, str):
+            _storable(node)
+            continue
+        if not isinstance(node, (dict, list)):
+            continue
+        if depth > limits.depth:
+            raise BadRequest(f"body is nested deeper than {limits.depth} levels")
+        if isinstance(node, list):
+            stack.extend((item, depth + 1) for item in node)
+            continue
+        for key, value in node.items():
+            if len(key) > limits.key_length:
+                raise BadRequest(f"body has a key longer than {limits.key_length} characters")
+            _storable(key)
+            stack.append((value, depth + 1))
+
+
+def _storable(text: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # JSON can escape half of a surrogate pair (\\ud800); no store or LMS could take it.
+            raise BadRequest("body has text that is not valid Unicode (a lone surrogate escape)") from None
+
+
+class _Node(dict):
+    """An object being built from form keys; remembers where the next `[]` appends, as PHP does."""
+
+    __slots__ = ("next_index",)
+
+    def __init__(self):
+        super().__init__()
+        self.next_index = 0
+
+
+def decode_form(text: str, limits: BodyLimits = BodyLimits()) -> dict:
     """Decode form data, turning PHP-style keys such as customer[email] into nested objects."""
     try:
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict")
-    except (UnicodeDecodeError, ValueError) as error:
-        raise BadRequest(f"form body cannot be decoded: {error}") from None
-    root: dict = {}
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=limits.fields)
+    except UnicodeDecodeError as error:
+        raise BadRequest(f"form body is not UTF-8 once unescaped: {error.reason}") from None
+    except ValueError:
+        raise BadRequest(f"form body has more than {limits.fields} fields") from None
+    root, count = _Node(), 1
     for key, value in pairs:
-        _assign(root, _split_key(key), value)
+        if len(key) > limits.key_length:
+            raise BadRequest(f"form key {key[:40]!r}… is longer than {limits.key_length} characters")
+        # Values counted as in JSON: each object built and each value, so both kinds of body get the same cap.
+        count += 1 + _assign(root, _split_key(key, limits), value)
+        if count > limits.fields:
+            raise BadRequest(f"form body has more than {limits.fields} values")
     return {key: _listify(value) for key, value in root.items()}
 
 
-def _split_key(key: str) -> list[str]:
+def _split_key(key: str, limits: BodyLimits) -> list[str]:
     head, bracket, _ = key.partition("[")
     if not bracket or not head:
         return [key]
@@ -74,35 +151,38 @@ def _split_key(key: str) -> list[str]:
     # Keep a key literal when its brackets are not well formed, as PHP does for the remainder.
     if "".join(f"[{part}]" for part in parts) != tail:
         return [key]
-    if len(parts) > _MAX_DEPTH:
-        raise BadRequest(f"form key {key[:60]!r} is nested deeper than {_MAX_DEPTH} levels")
+    if len(parts) >= limits.depth:  # objects: the body, the head's, one per bracket but the last
+        raise BadRequest(f"form key {key[:40]!r} is nested deeper than {limits.depth} levels")
     return [head, *parts]
 
 
-def _assign(node: dict, parts: list[str], value: str) -> None:
+def _assign(node: _Node, parts: list[str], value: str) -> int:
+    """Set a value at its key's place, building the objects on the way; return how many were built."""
+    built = 0
     for index, part in enumerate(parts):
-        last = index == len(parts) - 1
         if part == "":
-            # An empty bracket appends, like tags[]=a&tags[]=b.
-            part = str(sum(1 for name in node if _is_index(name)))
-        if last:
+            # An empty bracket appends, like tags[]=a&tags[]=b: one counter a node keeps this linear.
+            part = str(node.next_index)
+        if _is_index(part):
+            node.next_index = max(node.next_index, int(part) + 1)
+        if index == len(parts) - 1:
             node[part] = value
-            return
+            return built
         child = node.get(part)
-        if not isinstance(child, dict):
-            child = node[part] = {}
+        if not isinstance(child, _Node):
+            child = node[part] = _Node()
+            built += 1
         node = child
+    return built
 
 
 def _listify(node):
-    """Turn objects whose keys are exactly 0..n-1 into lists."""
+    """Turn objects whose keys are exactly 0..n-1 into lists (depth is capped, so recursion is safe)."""
     if not isinstance(node, dict):
         return node
     items = {key: _listify(value) for key, value in node.items()}
-    keys = list(items)
-    if keys and all(_is_index(key) for key in keys) and len(keys) <= _MAX_INDEX:
-        if sorted(int(key) for key in keys) == list(range(len(keys))):
-            return [items[str(index)] for index in range(len(keys))]
+    if items and items.keys() == {str(index) for index in range(len(items))}:
+        return [items[str(index)] for index in range(len(items))]
     return items
 
 

@@ -2,18 +2,30 @@
 
 
 class BridgeError(Exception):
-    """Base class of every error the bridge raises on purpose."""
+    """Base class of every error the bridge raises on purpose.
+
+    `message` is the whole story, for logs, the CLI and the admin API; `public` (when set) is what
+    anyone on a public URL is told instead, so that file paths and setting names stay private.
+    """
 
     status = 500
     retryable = False
+    public: str | None = None
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, public: str | None = None):
         super().__init__(message)
         self.message = message
+        if public is not None:
+            self.public = public
 
-    def to_dict(self) -> dict:
-        """Describe the error for a JSON reply."""
-        return {"error": type(self).__name__, "message": self.message}
+    @property
+    def public_message(self) -> str:
+        """Return what a caller without the admin token may read."""
+        return self.public or self.message
+
+    def to_dict(self, detailed: bool = False) -> dict:
+        """Describe the error for a JSON reply: public unless `detailed` (the admin API, behind its token)."""
+        return {"error": type(self).__name__, "message": self.message if detailed else self.public_message}
 
 
 class BadRequest(BridgeError):
@@ -45,6 +57,7 @@ class QueueUnavailable(BridgeError):
 
     status = 503
     retryable = True
+    public = "the queue is unavailable; nothing was accepted, try again later"
 
 
 class ConfigError(BridgeError):
@@ -59,6 +72,10 @@ class ConfigError(BridgeError):
 
 class ConfigErrors(BridgeError):
     """Several configuration errors found at once."""
+
+    status = 503
+    retryable = True
+    public = "the bridge's rule files have errors; nothing is accepted until its operator fixes them"
 
     def __init__(self, errors: list[ConfigError], warnings=()):
         self.errors, self.warnings = errors, list(warnings)

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .bodies import BodyLimits
+
 
 def _int(env: dict, name: str, default: int) -> int:
     raw = env.get(name)
@@ -75,6 +77,7 @@ class Settings:
     port: int = 8000
     queue_name: str = "bridge"
     max_body_bytes: int = 1024 * 1024
+    body_limits: BodyLimits = BodyLimits()
     # Spaced out over about 40 minutes: long enough to ride out an LMS restart, short enough to notice.
     retry_intervals: tuple[int, ...] = (10, 30, 120, 600, 1800)
     retry_max_age: int = 0
@@ -115,6 +118,12 @@ class Settings:
             port=_int(env, "PORT", 8000),
             queue_name=env.get("BRIDGE_QUEUE") or "bridge",
             max_body_bytes=_int(env, "BRIDGE_MAX_BODY_BYTES", 1024 * 1024),
+            body_limits=BodyLimits(
+                fields=_int(env, "BRIDGE_MAX_FIELDS", BodyLimits.fields),
+                depth=_int(env, "BRIDGE_MAX_DEPTH", BodyLimits.depth),
+                key_length=_int(env, "BRIDGE_MAX_KEY_LENGTH", BodyLimits.key_length),
+                number_length=_int(env, "BRIDGE_MAX_NUMBER_LENGTH", BodyLimits.number_length),
+            ),
             retry_intervals=_intervals(env, "BRIDGE_RETRY_INTERVALS", cls.retry_intervals),
             retry_max_age=_int(env, "BRIDGE_RETRY_MAX_AGE", 0),
             job_timeout=_int(env, "BRIDGE_JOB_TIMEOUT", 300),

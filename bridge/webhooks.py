@@ -7,13 +7,13 @@ import time
 
 import redis
 from flask import Blueprint, current_app, jsonify, request
+from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import HTTPException
 
 from . import metrics
-from .bodies import decode_body
 from .deliveries import accept, new_delivery_id
 from .engine import decide_all
-from .errors import BadRequest, BridgeError, ConfigErrors, NotFound, Unauthorized
+from .errors import BadRequest, BridgeError, ConfigErrors, NotFound, PayloadTooLarge, Unauthorized
 from .signatures import secrets_of
 from .sources import PRESETS, Inbound
 
@@ -48,25 +48,25 @@ def check_url(name: str):
 
 @blueprint.post("/hooks/<name>")
 def receive(name: str):
-    """Receive one webhook: decode, verify, match, and queue its jobs in one transaction."""
-    ruleset, source = _source(name)
+    """Receive one webhook; every refusal on a hook URL passes through `refuse`."""
     runtime = _runtime()
-    raw = request.get_data(cache=True)
     try:
-        body = decode_body(raw, request.content_type)
-    except BadRequest as error:
-        _refused(runtime, name, "invalid", error)
+        return _receive(runtime, name)
+    except BridgeError as error:
+        refuse(runtime, name, error)
         raise
-    inbound = Inbound.of(request.method, called_url(), request.headers, raw, body)
+
+
+def _receive(runtime, name: str):
+    """Read the body within its limit, verify the sender on the raw bytes, then decode, match and queue."""
+    ruleset, source = _source(name)
+    raw = read_body(request.environ, runtime.settings.max_body_bytes)
+    inbound = Inbound.of(request.method, called_url(), request.headers, raw, limits=runtime.settings.body_limits)
     preset = PRESETS[source.type]
     if preset.ping(inbound, source.options):
         log.info("URL check answered", extra={"source": name})
         return jsonify(source=name, ping=True, message="URL check answered; nothing queued"), 200
-    try:
-        signed = preset.verify(inbound, source.options, time.time())
-    except Unauthorized as error:
-        _refused(runtime, name, "unauthorized", error)
-        raise
+    signed = preset.verify(inbound, source.options, time.time())
     batch = []
     for found in preset.events(inbound, source.options):
         event = {
@@ -94,15 +94,51 @@ def receive(name: str):
     return jsonify(source=name, deliveries=[outcome.to_dict() for outcome in outcomes]), status
 
 
-def _refused(runtime, source: str, outcome: str, error: BridgeError) -> None:
-    """Count and log a webhook refused before anything was stored (the count is best effort)."""
+def read_body(environ: dict, limit: int) -> bytes:
+    """Return the request body, refusing one over `limit` bytes (413) or one whose chunked encoding is broken (400)."""
+    length = environ.get("CONTENT_LENGTH") or ""
+    if length:
+        if not length.isdigit():
+            raise BadRequest("Content-Length is not a number")
+        if int(length) > limit:
+            raise PayloadTooLarge(f"the body is {int(length)} bytes, over the limit of {limit}")
+    elif not environ.get("wsgi.input_terminated"):
+        return b""  # neither a length nor a server that ends the stream: reading could wait forever
+    # With a Content-Length read exactly that much; chunked, one byte past the limit tells it is over.
+    want = int(length) if length else limit + 1
+    stream, chunks, size = environ["wsgi.input"], [], 0
+    try:
+        while size < want:
+            chunk = stream.read(min(64 * 1024, want - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except (OSError, ValueError, ParseException) as error:
+        # gunicorn decodes chunked bodies as they are read: a broken one surfaces here.
+        raise BadRequest(f"the body cannot be read ({type(error).__name__}): send a Content-Length or valid chunked encoding") from None
+    if size > limit:
+        raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
+    if length and size < want:
+        raise BadRequest(f"the body ended after {size} of its {want} bytes")
+    return b"".join(chunks)
+
+
+def refuse(runtime, source: str, error: BridgeError) -> None:
+    """Log and count a request on a hook URL answered with an error: the details here, the public reason to the sender."""
+    if error.status >= 500:
+        log.error("webhook not accepted: %s", error.message, extra={"source": source, "status": error.status})
+        return
     log.warning("webhook refused: %s", error.message, extra={"source": source, "status": error.status})
+    if isinstance(error, NotFound):
+        return  # the name is anyone's guess: no metric label for it
+    outcome = "unauthorized" if isinstance(error, Unauthorized) else "invalid"
     try:
         metrics.count(runtime.redis, "bridge_deliveries_total", source=source, outcome=outcome)
         if outcome == "unauthorized":
             metrics.count(runtime.redis, "bridge_signature_failures_total", source=source)
     except redis.RedisError:
-        pass
+        pass  # the count is best effort; the refusal stands
 
 
 def register_error_handlers(app) -> None:
@@ -110,20 +146,15 @@ def register_error_handlers(app) -> None:
 
     @app.errorhandler(BridgeError)
     def bridge_error(error: BridgeError):
+        # Public: the reason, never file paths, setting names or driver messages (those are logged).
         response = jsonify(error.to_dict())
         response.status_code = error.status
         if error.retryable:
-            response.headers["Retry-After"] = "30"
-        return response
-
-    @app.errorhandler(ConfigErrors)
-    def config_errors(error: ConfigErrors):
-        app.logger.error("rule files have errors:\n%s", error.message)
-        response = jsonify(error="ConfigErrors", message="the rule files have errors; run `bridge check`",
-                           errors=[e.message for e in error.errors])
-        # 503 so that senders retry once the rules are fixed, instead of dropping the delivery.
-        response.status_code = 503
-        response.headers["Retry-After"] = "60"
+            # Broken rule files (a 503 too) take a person to fix: senders may as well wait longer.
+            response.headers["Retry-After"] = "60" if isinstance(error, ConfigErrors) else "30"
+        if error.status in (400, 413):
+            # The rest of a refused body may still be on its way; a fresh connection is the safe answer.
+            response.headers["Connection"] = "close"
         return response
 
     @app.errorhandler(HTTPException)

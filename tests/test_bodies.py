@@ -1,6 +1,6 @@
 import pytest
 
-from bridge.bodies import decode_body, decode_form
+from bridge.bodies import BodyLimits, decode_body, decode_form
 from bridge.errors import BadRequest
 
 
@@ -47,8 +47,8 @@ def test_no_content_type_is_told_apart_by_shape():
         (b"\xff\xfe", "application/json", "not UTF-8"),
         (b"hello", "text/plain", "neither JSON nor form data"),
         (b"<xml/>", "application/xml", "unsupported content type 'application/xml'"),
-        (b"a=%ff", "application/x-www-form-urlencoded", "cannot be decoded"),
-        (b"[" * 100_000, "application/json", "JSON"),
+        (b"a=%ff", "application/x-www-form-urlencoded", "not UTF-8 once unescaped"),
+        (b"[" * 100_000, "application/json", "nested deeper than 32 levels"),
     ],
 )
 def test_undecodable_bodies_say_why(raw, content_type, reason):
@@ -61,3 +61,67 @@ def test_undecodable_bodies_say_why(raw, content_type, reason):
 def test_form_nesting_is_capped():
     with pytest.raises(BadRequest, match="nested deeper"):
         decode_form("a" + "[x]" * 40 + "=1")
+
+
+def test_empty_brackets_append_after_the_highest_index_as_php_does():
+    assert decode_form("tags[]=a&tags[]=b") == {"tags": ["a", "b"]}
+    assert decode_form("t[]=a&t[5]=b&t[]=c") == {"t": {"0": "a", "5": "b", "6": "c"}}
+    assert decode_form("t[1]=x&t[]=y&t[0]=z") == {"t": ["z", "x", "y"]}
+    assert decode_form("t[00]=x") == {"t": {"00": "x"}}  # not an index 0 spelled twice
+
+
+def test_many_appends_decode_to_one_list():
+    count = BodyLimits().fields - 2  # the body and the list count too
+    body = decode_form("&".join(["tags[]=v"] * count))
+    assert body == {"tags": ["v"] * count}
+
+
+LIMITS = BodyLimits(fields=10, depth=3, key_length=10, number_length=5)
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type", "reason"),
+    [
+        (b'[' + b','.join([b"1"] * 10) + b']', "application/json", "more than 10 values"),
+        (b"&".join([b"a=1"] * 11), "application/x-www-form-urlencoded", "more than 10 fields"),
+        (b"a[b][c][d]=1&x=1&y=1&z=1&w=1", "application/x-www-form-urlencoded", "nested deeper than 3"),
+        (b"&".join([b"a[]=1"] * 9), "application/x-www-form-urlencoded", "more than 10 values"),
+        (b'{"a": {"b": {"c": {}}}}', "application/json", "nested deeper than 3"),
+        (b'{"abcdefghijk": 1}', "application/json", "key longer than 10"),
+        (b"abcdefghijk=1", "application/x-www-form-urlencoded", "longer than 10"),
+        (b'{"n": 123456}', "application/json", "number longer than 5"),
+        (b'{"n": 1.5e10}', "application/json", "number longer than 5"),
+    ],
+)
+def test_limits_refuse_with_a_reason(raw, content_type, reason):
+    with pytest.raises(BadRequest) as error:
+        decode_body(raw, content_type, LIMITS)
+    assert reason in error.value.message and error.value.status == 400
+
+
+def test_bodies_at_the_limits_are_decoded():
+    assert decode_body(b'{"a": {"b": {"c": 12345}}}', "application/json", LIMITS) == {"a": {"b": {"c": 12345}}}
+    assert decode_body(b"a[b][c]=1", "application/x-www-form-urlencoded", LIMITS) == {"a": {"b": {"c": "1"}}}
+    assert decode_body(b'[' + b','.join([b"1"] * 9) + b']', "application/json", LIMITS) == [1] * 9
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'{"n": ' + b"9" * 5000 + b"}", "number longer than 100"),
+        (b'{"n": 1e999}', "too large to store"),
+        (b'{"n": NaN}', "NaN is not a JSON value"),
+        (b'{"n": -Infinity}', "-Infinity is not a JSON value"),
+        (b'{"s": "\\ud800"}', "lone surrogate"),
+        (b'{"\\udfff": 1}', "lone surrogate"),
+        (b"[" * 950 + b"]" * 950, "nested deeper than 32"),
+    ],
+)
+def test_json_the_bridge_could_not_store_is_refused(raw, reason):
+    with pytest.raises(BadRequest) as error:
+        decode_body(raw, "application/json")
+    assert reason in error.value.message
+
+
+def test_a_surrogate_pair_is_one_character_and_fine():
+    assert decode_body(b'{"s": "\\ud83d\\ude00"}', "application/json") == {"s": "\U0001F600"}

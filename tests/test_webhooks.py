@@ -75,7 +75,7 @@ def test_body_over_the_limit_is_413(settings_overrides, lms_env, redis_conn):
     client = create_app({**settings_overrides, "max_body_bytes": 100}, env=lms_env).test_client()
     response = client.post("/hooks/shop", **woo_post({"pad": "x" * 200}))
     assert response.status_code == 413
-    assert response.get_json()["error"] == "RequestEntityTooLarge"
+    assert response.get_json()["error"] == "PayloadTooLarge" and "over the limit of 100" in response.get_json()["message"]
     assert redis_conn.zcard(INDEX_KEY) == 0
 
 
@@ -107,8 +107,9 @@ def test_broken_rules_answer_503_so_senders_retry(settings_overrides, lms_env, r
     (tmp_path / "rules" / "bad.yaml").write_text("rules:\n  - nme: x\n")
     app = create_app({**settings_overrides, "rules_dir": tmp_path / "rules"}, env=lms_env)
     response = app.test_client().post("/hooks/shop", **woo_post(ORDER))
-    assert response.status_code == 503
-    assert any("bad.yaml:2:" in error for error in response.get_json()["errors"])
+    assert response.status_code == 503 and response.headers["Retry-After"] == "60"
+    # File names and keys are for the operator (logs, `bridge check`, the admin API), not for anyone on the URL.
+    assert "bad.yaml" not in response.get_data(as_text=True) and "errors" not in response.get_json()
 
 
 def test_bad_signature_is_401_and_nothing_is_stored(client, redis_conn):
@@ -254,3 +255,14 @@ def test_a_changed_body_is_a_new_delivery_and_timestamped_senders_keep_no_replay
     response = client.post("/hooks/hr", **hr_post({"event": "hired", "employee": {"email": "a@b.test"}}))
     assert response.status_code == 202, response.get_json()
     assert redis_conn.keys(REPLAY_KEY_PREFIX + b"*") == []
+
+
+def test_a_signed_source_checks_the_signature_before_decoding_the_body(client, redis_conn):
+    # Unsigned: refused on the raw bytes, whatever they would decode to (here: no valid JSON at all).
+    hostile = b"[" * 500_000
+    response = client.post("/hooks/shop", data=hostile, content_type="application/json")
+    assert response.status_code == 401 and "missing X-WC-Webhook-Signature" in response.get_json()["message"]
+    # Signed, the same bytes get their decoding error.
+    signed = client.post("/hooks/shop", **woo_post(hostile))
+    assert signed.status_code == 400 and "nested deeper than 32" in signed.get_json()["message"]
+    assert redis_conn.zcard(INDEX_KEY) == 0

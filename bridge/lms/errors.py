@@ -16,10 +16,10 @@ class LMSError(BridgeError):
         # Callers build `detail` through Connector.error(), which scrubs the connection's secrets.
         super().__init__(f"LMS connection {connection!r}, {operation}: {detail}")
 
-    def to_dict(self) -> dict:
+    def to_dict(self, detailed: bool = False) -> dict:
         """Describe the error for a JSON reply or a job result."""
         return {
-            **super().to_dict(),
+            **super().to_dict(detailed),
             "connection": self.connection,
             "operation": self.operation,
             "detail": self.detail,
@@ -50,9 +50,9 @@ class LMSRateLimited(LMSError):
         super().__init__(connection, operation, detail, http_status)
         self.retry_after = retry_after
 
-    def to_dict(self) -> dict:
+    def to_dict(self, detailed: bool = False) -> dict:
         """Describe the error, including how long the LMS asked us to wait."""
-        return {**super().to_dict(), "retry_after": self.retry_after}
+        return {**super().to_dict(detailed), "retry_after": self.retry_after}
 
 
 class LMSUnavailable(LMSError):
