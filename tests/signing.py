@@ -216,6 +216,11 @@ def woo_post(body, topic: str = "order.updated", secret: str | None = None, deli
     return {"data": raw, "headers": headers, "content_type": JSON}
 
 
+def as_requests(post: dict) -> dict:
+    """Turn test-client keyword arguments (woo_post's) into those of requests.post."""
+    return {"data": post["data"], "headers": {**post["headers"], "Content-Type": post["content_type"]}}
+
+
 def hr_post(body) -> dict:
     """Return keyword arguments for posting a body as the example `hr` (generic, token) source's sender."""
     from bridge.embedded import DEMO_SECRETS

@@ -1,11 +1,10 @@
-"""The bridge as it is deployed: a real `bridge worker`, the Procfile's web line, the embedded mode."""
+"""The bridge as it is deployed: a real `bridge worker`, Redis stopping, the embedded mode (the Procfile: test_procfile.py)."""
 
 import json
 import shlex
 import shutil
 import signal
 import subprocess
-from pathlib import Path
 
 import pytest
 import redis
@@ -32,18 +31,6 @@ def readme_curl() -> tuple[dict, str]:
     return headers, words[words.index("-d") + 1]
 
 
-def _requests(post: dict) -> dict:
-    """Turn test-client keyword arguments into requests' ones."""
-    return {"data": post["data"], "headers": {**post["headers"], "Content-Type": post["content_type"]}}
-
-
-def procfile(kind: str) -> str:
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith(f"{kind}:"):
-            return line.split(":", 1)[1].strip()
-    raise AssertionError(f"no {kind} line in the Procfile")
-
-
 @pytest.mark.parametrize("mode", ["fork", "inline"])
 def test_real_worker_process_performs_the_job(client, redis_conn, redis_url, lms_env, sandbox_calls, mode):
     reply = client.post("/hooks/shop", **woo_post(ORDER)).get_json()
@@ -61,23 +48,6 @@ def test_worker_with_broken_rules_exits_with_the_error(tmp_path, redis_url, lms_
     result = subprocess.run([PYTHON, "-m", "bridge", "worker", "--burst"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "bad.yaml:3:5: unknown key 'sorce'" in result.stderr
-
-
-def test_procfile_web_line_serves_under_gunicorn(redis_url, redis_conn, lms_env):
-    port = free_port()
-    command = procfile("web").replace("$PORT", str(port))
-    env = child_env(REDIS_URL=redis_url, RULES_DIR=EXAMPLE_RULES, **lms_env)
-    env["PATH"] = f"{Path(PYTHON).parent}:{env.get('PATH', '')}"
-    web = start(shlex.split(command), env, cwd=ROOT)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: requests.get(f"{base}/healthz", timeout=2).ok, what="gunicorn to answer /healthz")
-        response = requests.post(f"{base}/hooks/shop", **_requests(woo_post(ORDER)), timeout=10)
-        assert response.status_code == 202, response.text
-        assert response.json()["matched"] == ["enroll-buyer-on-completed-order"]
-    finally:
-        output = stop(web)
-    assert "Traceback" not in output, output
 
 
 @pytest.mark.skipif(not shutil.which("redis-server"), reason="needs a redis-server binary to stop and start")
