@@ -31,7 +31,8 @@ def create_app(config: dict | None = None, env: dict | None = None):
         app.register_blueprint(admin_blueprint)
     if settings.sandbox:
         from .sandbox import create_sandbox_blueprint
+        from .sandbox_state import SandboxState
 
-        app.register_blueprint(create_sandbox_blueprint(), url_prefix="/sandbox")
+        app.register_blueprint(create_sandbox_blueprint(SandboxState(path=settings.sandbox_state)), url_prefix="/sandbox")
     webhooks.register_error_handlers(app)
     return app

@@ -36,8 +36,12 @@ def serve(port: int | None, host: str | None):
     if settings.redis_url:
         _load(settings.rules_dir)  # a broken rule set stops here, before anything starts
         os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{host or '0.0.0.0'}:{port}", "bridge:create_app()"])
+    from .discovery import find_embedded
     from .embedded import embedded_env, serve_embedded, with_rules
 
+    found = find_embedded(settings)
+    if found is not None and found.running:
+        raise click.ClickException(f"an {found.describe()}: stop it first, or set BRIDGE_DATA_DIR to another folder")
     settings = with_rules(settings, os.environ)
     env = embedded_env(settings, port)
     _load(settings.rules_dir, env=env)
@@ -68,21 +72,42 @@ def worker(burst: bool):
 @cli.command()
 @click.option("--port", type=int, default=8001, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
-def sandbox(port: int, host: str):
+@click.option("--state", type=click.Path(path_type=Path, dir_okay=False),
+              help="Keep users, courses and enrolments in this file across restarts (default: in memory).")
+def sandbox(port: int, host: str, state: Path | None):
     """Run the LMS sandbox alone (both LMS APIs, calls listed at /sandbox/calls)."""
     from werkzeug.serving import run_simple
 
     from .sandbox import create_sandbox_app
+    from .sandbox_state import SandboxState
 
     click.echo(f"LMS sandbox on http://{host}:{port}/sandbox (calls: GET /sandbox/calls)")
-    run_simple(host, port, create_sandbox_app(), threaded=True)
+    run_simple(host, port, create_sandbox_app(SandboxState(path=state)), threaded=True)
 
 
-def _load(directory: Path | None, require_env: bool = True, env: dict | None = None):
+def _note(text: str | None) -> None:
+    """Say once per command, on stderr, which embedded bridge it is about."""
+    meta = click.get_current_context().meta
+    if text and meta.get("bridge.note") != text:
+        click.echo(text, err=True)
+        meta["bridge.note"] = text
+
+
+def _rules_and_env(directory: Path | None, stopped_too: bool = False) -> tuple[Path, dict]:
+    """Return the rules folder and variables of a command: DIR, $RULES_DIR, the embedded bridge's here, or ./rules."""
+    from .discovery import rules_and_env
+
+    directory, env, note = rules_and_env(_settings(), os.environ, directory, stopped_too=stopped_too)
+    _note(note)
+    return directory, env
+
+
+def _load(directory: Path | None, require_env: bool = True, env: dict | None = None, stopped_too: bool = False):
     from .errors import ConfigErrors
     from .rules import load_rules
 
-    directory = directory or _settings().rules_dir
+    if env is None:
+        directory, env = _rules_and_env(directory, stopped_too)
     try:
         return load_rules(directory, env, require_env=require_env)
     except ConfigErrors as errors:
@@ -104,8 +129,8 @@ def _load(directory: Path | None, require_env: bool = True, env: dict | None = N
 @click.option("--strict", is_flag=True, help="Fail on warnings too (likely mistakes that do not stop the rules loading).")
 def check(directory: Path | None, allow_unset_env: bool, strict: bool):
     """Check the rule files; print every error and warning as file:line:column: message, with the fix."""
-    directory = directory or _settings().rules_dir
-    ruleset = _load(directory, require_env=not allow_unset_env)
+    directory, env = _rules_and_env(directory)
+    ruleset = _load(directory, require_env=not allow_unset_env, env=env)
     for warning in ruleset.warnings:
         click.echo(warning.line, err=True)
     if strict and ruleset.warnings:
@@ -131,7 +156,7 @@ def test_rules(directory: Path | None, delivery_id: str | None):
     """Run the tests written in the rule files, without Redis or any LMS."""
     from .ruletests import run_test
 
-    ruleset = _load(directory, require_env=False)
+    ruleset = _load(directory, require_env=False, stopped_too=bool(delivery_id))
     if delivery_id:
         _print_test_entry(ruleset, delivery_id)
         return
@@ -190,7 +215,8 @@ def _print_test_entry(ruleset, delivery_id: str) -> None:
 @click.option("--delivery", "delivery_id", metavar="ID", help="Use a stored delivery's event instead of SOURCE and PAYLOAD.")
 @click.option("--step", "steps", multiple=True, metavar="NAME=FILE",
               help="What a step (as: NAME) answers, as a JSON file; lookup steps otherwise show as <steps.NAME...>.")
-@click.option("--rules", "directory", type=click.Path(path_type=Path), help="Rules folder (default: $RULES_DIR).")
+@click.option("--rules", "directory", type=click.Path(path_type=Path),
+              help="Rules folder (default: $RULES_DIR, else the embedded bridge's here, else ./rules).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def simulate(source: str | None, payload, headers: tuple[str, ...], event: str | None, delivery_id: str | None,
              steps: tuple[str, ...], directory: Path | None, as_json: bool):
@@ -203,7 +229,7 @@ def simulate(source: str | None, payload, headers: tuple[str, ...], event: str |
     from .errors import BridgeError
     from .ruletests import explain, sample_events, stored_event
 
-    ruleset = _load(directory, require_env=False)
+    ruleset = _load(directory, require_env=False, stopped_too=bool(delivery_id))
     step_results = {}
     for step in steps:
         name, equals, filename = step.partition("=")
@@ -264,17 +290,18 @@ def _print_explanation(explanation) -> None:
 
 
 def _redis(settings: Settings):
-    """Return a Redis client: $REDIS_URL, else the embedded mode's Redis under the data folder."""
+    """Return a Redis client: $REDIS_URL, else the Redis of the embedded bridge whose data folder is here."""
+    from .discovery import embedded_redis
     from .redis_client import connect
 
     if settings.redis_url:
         return connect(settings.redis_url, settings)
-    from .embedded import start_redis
-
     try:
-        return start_redis(settings)[0]
+        client, found = embedded_redis(settings)
     except BridgeError as error:
         raise click.ClickException(error.message) from None
+    _note(found.describe())
+    return client
 
 
 def _when(text: str | None) -> float | None:
@@ -389,8 +416,10 @@ def retry(ids, all_failed, rule, lms, since, until):
 
 @cli.command()
 @click.argument("delivery_id")
-@click.option("--rules", "directory", type=click.Path(path_type=Path), help="Rules folder (default: $RULES_DIR).")
-def replay(delivery_id: str, directory: Path | None):
+@click.option("--rules", "directory", type=click.Path(path_type=Path),
+              help="Rules folder (default: $RULES_DIR, else the embedded bridge's here, else ./rules).")
+@click.option("--allow-unset-env", is_flag=True, help="Do not stop at ${VARIABLES} unset here (the worker reads its own).")
+def replay(delivery_id: str, directory: Path | None, allow_unset_env: bool):
     """Run a stored delivery through the current rules, as a new delivery."""
     import json
 
@@ -398,9 +427,10 @@ def replay(delivery_id: str, directory: Path | None):
     from .recovery import replay as replay_delivery
 
     settings = _settings()
-    ruleset = _load(directory)
+    connection = _redis(settings)  # first: it says which bridge this is, or that there is none here
+    ruleset = _load(directory, require_env=not allow_unset_env, stopped_too=True)
     try:
-        outcome = replay_delivery(_redis(settings), settings, ruleset, delivery_id)
+        outcome = replay_delivery(connection, settings, ruleset, delivery_id)
     except NotFound as error:
         click.echo(f"error: {error.message}", err=True)
         sys.exit(1)

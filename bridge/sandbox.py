@@ -388,6 +388,13 @@ def create_sandbox_blueprint(state: SandboxState | None = None) -> Blueprint:
             g.sandbox_dropped.shutdown(socket.SHUT_RDWR)
         return response
 
+    @blueprint.after_request
+    def keep(response: Response) -> Response:
+        # Written before the reply leaves: a user the bridge was told about survives a restart of the sandbox.
+        if request.method not in ("GET", "HEAD"):
+            state.save()
+        return response
+
     return blueprint
 
 

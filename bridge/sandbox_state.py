@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+import json
+import os
 import secrets
 import threading
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 from bridge.sandbox_lookups import seed as lookup_seed
 
@@ -19,6 +22,8 @@ TOKEN_TTL = 3600.0  # seconds a Coursebox token stays valid unless the state say
 SECRET_FIELDS = {"api-key", "password", "x-access-token"}
 REDACTED = "***"
 FAULT_KEYS = {"status", "drop", "count", "retry_after", "latency", "path", "body"}
+# What a sandbox with a state file keeps across restarts: what an LMS keeps. Calls, tokens and faults are of one run.
+KEPT = ("users", "courses", "activities", "enrollments", "invites", "next_id")
 
 SEED_TOOLKIT_USERS = [{"userid": "1001", "email": "learner@sandbox.test", "first_name": "Lena", "last_name": "Learner",
                        "permissions": {"42": "all", "7": ["m1", "m2"]}}]
@@ -61,15 +66,40 @@ def fault_problem(spec) -> str | None:
 
 
 class SandboxState:
-    """Everything the sandbox knows, guarded by one lock."""
+    """Everything the sandbox knows, guarded by one lock; with a path, what an LMS keeps is kept in that file."""
 
-    def __init__(self, token_ttl: float = TOKEN_TTL, clock=time.time):
+    def __init__(self, token_ttl: float = TOKEN_TTL, clock=time.time, path: Path | str | None = None):
         self.lock = threading.RLock()
         self.token_ttl, self.clock = token_ttl, clock
-        self.reset()
+        self.path = Path(path) if path is not None else None
+        self._seed()
+        if self.path is not None and self.path.exists():
+            with self.lock:
+                for name, value in json.loads(self.path.read_text(encoding="utf-8")).items():
+                    if name in KEPT:
+                        setattr(self, name, value)
 
     def reset(self) -> None:
-        """Restore the seed data and forget calls, tokens and faults."""
+        """Restore the seed data and forget calls, tokens and faults (a kept sandbox never hands out an id twice)."""
+        with self.lock:
+            handed_out = self.next_id
+            self._seed()
+            if self.path is not None:
+                # A bridge's identity map may still name the old holder of an id: a new user must never get it.
+                self.next_id = {lms: max(number, handed_out.get(lms, number)) for lms, number in self.next_id.items()}
+            self.save()
+
+    def save(self) -> None:
+        """Write what an LMS keeps to the state file, whole or not at all (no-op without a path)."""
+        if self.path is None:
+            return
+        with self.lock:
+            text = json.dumps({name: getattr(self, name) for name in KEPT})
+            partial = self.path.with_name(f".{self.path.name}.tmp")
+            partial.write_text(text, encoding="utf-8")
+            os.replace(partial, self.path)
+
+    def _seed(self) -> None:
         with self.lock:
             self.users = {"coursetoolkit": {u["userid"]: copy.deepcopy(u) for u in SEED_TOOLKIT_USERS},
                           "coursebox": {str(u["id"]): copy.deepcopy(u) for u in SEED_COURSEBOX_USERS}}

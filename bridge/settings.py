@@ -90,6 +90,8 @@ class Settings:
     lms_connect_timeout: float = 5.0
     lms_read_timeout: float = 30.0
     sandbox: bool = False
+    # Unset: the sandbox forgets its users when it stops (tests); the embedded mode keeps them in its data folder.
+    sandbox_state: Path | None = None
     rules_check_seconds: float = 1.0
     log_level: str = "info"
     log_format: str = "auto"
@@ -133,6 +135,7 @@ class Settings:
             lms_connect_timeout=_float(env, "BRIDGE_LMS_CONNECT_TIMEOUT", 5.0),
             lms_read_timeout=_float(env, "BRIDGE_LMS_READ_TIMEOUT", 30.0),
             sandbox=env.get("BRIDGE_SANDBOX", "").lower() in ("1", "true", "yes", "on"),
+            sandbox_state=Path(env["BRIDGE_SANDBOX_STATE"]) if env.get("BRIDGE_SANDBOX_STATE") else None,
             rules_check_seconds=_float(env, "BRIDGE_RULES_CHECK_SECONDS", 1.0),
             log_level=_choice(env, "BRIDGE_LOG_LEVEL", ("debug", "info", "warning", "error"), "info"),
             log_format=_choice(env, "BRIDGE_LOG_FORMAT", ("auto", "json", "text"), "auto"),

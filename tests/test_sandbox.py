@@ -236,3 +236,40 @@ def test_unknown_lms_paths_are_recorded_not_found(client):
     assert client.get(f"{BOX}/api/Nope").status_code == 404
     assert client.get(TOOLKIT).status_code == 404
     assert [c["status"] for c in client.get("/sandbox/calls").get_json()["calls"]] == [404, 404]
+
+
+def create_eve(client) -> int:
+    account = {"data": {"user": {"firstName": "Eve", "lastName": "Ng", "email": "eve@example.com", "password": "x1"},
+                        "offerCode": "", "marketingEmails": False, "is18Plus": True}}
+    auth = {"X-Access-Token": login(client)}
+    uid = client.post(f"{BOX}/api/wineusers/createAccount", json=account, headers=auth).get_json()["id"]
+    assert client.post(f"{BOX}/api/Courses/42/enrolUser", json={"userId": uid}, headers=auth).status_code == 200
+    return uid
+
+
+def test_a_sandbox_with_a_state_file_keeps_its_users_across_restarts(tmp_path):
+    path = tmp_path / "sandbox.json"
+    uid = create_eve(create_sandbox_app(SandboxState(path=path)).test_client())
+    restarted = create_sandbox_app(SandboxState(path=path)).test_client()
+    auth = {"X-Access-Token": login(restarted)}  # tokens are of one run: a new login is needed
+    assert restarted.get(f"{BOX}/api/WineUsers/{uid}", headers=auth).get_json()["email"] == "eve@example.com"
+    assert uid in restarted.get("/sandbox/state").get_json()["coursebox"]["enrollments"]["42"]
+    logged = [call["path"] for call in restarted.get("/sandbox/calls").get_json()["calls"]]
+    assert not [path for path in logged if "createAccount" in path or "enrolUser" in path]  # the call log is of one run
+    # The next user gets a new id, not Eve's.
+    other = {"data": {"user": {"firstName": "Al", "lastName": "Bo", "email": "al@example.com", "password": "x1"}}}
+    assert restarted.post(f"{BOX}/api/wineusers/createAccount", json=other, headers=auth).get_json()["id"] == uid + 1
+
+
+def test_a_kept_sandbox_never_hands_out_an_id_twice_even_after_a_reset(tmp_path):
+    client = create_sandbox_app(SandboxState(path=tmp_path / "sandbox.json")).test_client()
+    uid = create_eve(client)
+    client.post("/sandbox/reset")
+    assert [user["email"] for user in client.get("/sandbox/state").get_json()["coursebox"]["users"]] == [COURSEBOX_EMAIL]
+    # A bridge's identity map may still say eve -> uid: whoever comes next must not be that user.
+    assert create_eve(client) == uid + 1
+    # Without a state file (the tests' sandbox), a reset is a fresh start, ids included.
+    fresh = create_sandbox_app(SandboxState()).test_client()
+    first = create_eve(fresh)
+    fresh.post("/sandbox/reset")
+    assert create_eve(fresh) == first

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 
 import click
 
+from bridge.discovery import embedded_redis, rules_and_env
 from bridge.errors import BridgeError, ConfigErrors
 from bridge.lms import LMSAuthError, LMSError, build_connector
 from bridge.lms.base import Connector, find_value
@@ -32,7 +34,7 @@ def common(command=None, *, shared: bool = False):
 
     @click.argument("conn", metavar="CONN")
     @click.option("--rules", "rules_dir", type=click.Path(path_type=Path, file_okay=False),
-                  help="Folder of rule files (default: $RULES_DIR or ./rules).")
+                  help="Folder of rule files (default: $RULES_DIR, else the running embedded bridge's, else ./rules).")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
     @functools.wraps(command)
     def run(conn: str, rules_dir: Path | None, as_json: bool, **kwargs):
@@ -56,9 +58,11 @@ def open_connector(conn: str, rules_dir: Path | None, shared: bool = False) -> t
         settings = Settings.from_env()
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    directory = rules_dir or settings.rules_dir
+    directory, env, embedded = rules_and_env(settings, os.environ, rules_dir)
+    if embedded:
+        click.echo(embedded, err=True)  # the embedded bridge running here: its rules, demo settings and Redis
     try:
-        connections = load_rules(directory).connections
+        connections = load_rules(directory, env).connections
     except ConfigErrors as errors:
         raise click.ClickException(f"the rule files in {directory} have errors:\n{errors.message}") from None
     if conn not in connections:
@@ -69,11 +73,9 @@ def open_connector(conn: str, rules_dir: Path | None, shared: bool = False) -> t
         from bridge.redis_client import connect
 
         redis = connect(settings.redis_url)  # shares tokens and the identity map with the workers
-    elif shared:
-        from bridge.embedded import start_redis
-
+    elif shared or embedded:
         try:
-            redis = start_redis(settings)[0]
+            redis = embedded_redis(settings)[0]
         except BridgeError as error:
             raise click.ClickException(error.message) from None
     connection = connections[conn]
