@@ -23,15 +23,25 @@ DEMO_SECRETS = {
     "HUBSPOT_CLIENT_SECRET": "demo-hubspot-secret",
     "THRIVECART_SECRET": "demo-thrivecart-secret",
     "BAMBOOHR_WEBHOOK_SECRET": "demo-bamboohr-secret",
+    "BAMBOOHR_EVENTS_SECRET": "demo-bamboohr-events-secret",
+    "SHOPIFY_WEBHOOK_SECRET": "demo-shopify-secret",
+    "GITHUB_WEBHOOK_SECRET": "demo-github-secret",
+    "SIGNUPS_WEBHOOK_SECRET": "whsec_ZGVtby1zaWdudXBzLXNlY3JldA==",
+    "TYPEFORM_SECRET": "demo-typeform-secret",
+    "GUMROAD_TOKEN": "demo-gumroad-token",
 }
 
 
 def demo_env(base_url: str) -> dict:
-    """Return the variables that point the example rules at a sandbox, with demo webhook secrets."""
-    from . import sandbox
+    """Return the variables that point the example rules at a sandbox (LMSs and lookup APIs), with demo webhook secrets."""
+    from . import sandbox, sandbox_lookups
 
     return {
         **DEMO_SECRETS,
+        "HUBSPOT_API_URL": f"{base_url}/sandbox/hubspot",
+        "HUBSPOT_TOKEN": sandbox_lookups.HUBSPOT_TOKEN,
+        "BAMBOOHR_API_URL": f"{base_url}/sandbox/bamboohr/api/gateway.php/sandbox",
+        "BAMBOOHR_API_KEY": sandbox_lookups.BAMBOOHR_API_KEY,
         "COURSEBOX_URL": f"{base_url}/sandbox/coursebox",
         "COURSEBOX_EMAIL": sandbox.COURSEBOX_EMAIL,
         "COURSEBOX_PASSWORD": sandbox.COURSEBOX_PASSWORD,

@@ -36,15 +36,19 @@ class TableKeyError(ValueError):
 
 
 def first_name(full_name: Any) -> str:
-    """Return the first word of a full name ("Mary Ann Lee" -> "Mary")."""
+    """Return all but the last word of a full name ("Mary Ann Lee" -> "Mary Ann"; "Cher" -> "Cher")."""
     parts = str(full_name or "").split()
-    return parts[0] if parts else ""
+    return " ".join(parts[:-1]) if len(parts) > 1 else "".join(parts)
 
 
 def last_name(full_name: Any) -> str:
-    """Return all but the first word of a full name ("Mary Ann Lee" -> "Ann Lee")."""
+    """Return the last word of a full name ("Mary Ann Lee" -> "Lee"; "Cher" -> "").
+
+    Splitting on the last space keeps multi-word first names (Mary Ann, Jean Pierre); a family name of
+    several words ("van der Berg") needs the sender's own fields, when it has them.
+    """
     parts = str(full_name or "").split()
-    return " ".join(parts[1:])
+    return parts[-1] if len(parts) > 1 else ""
 
 
 def to_datetime(value: Any) -> datetime:

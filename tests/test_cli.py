@@ -14,7 +14,7 @@ from tests.rule_files import EXAMPLE_RULES, REPO
 def test_check_passes_on_the_examples(lms_env):
     result = CliRunner().invoke(cli, ["check", str(EXAMPLE_RULES)], env=lms_env)
     assert result.exit_code == 0, result.output
-    assert "ok: 7 file(s), 6 source(s), 2 connection(s), 8 rule(s)" in result.output
+    assert "ok: 14 file(s), 13 source(s), 4 connection(s), 18 rule(s)" in result.output
 
 
 def test_check_reports_every_error_with_file_and_line(tmp_path, lms_env):

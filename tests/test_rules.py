@@ -17,6 +17,9 @@ ENV = {
     "COURSETOOLKIT_URL": "http://127.0.0.1:9/sandbox/coursetoolkit/api",
     "COURSETOOLKIT_API_USER": "u",
     "COURSETOOLKIT_API_KEY": "key-secret",
+    "HUBSPOT_TOKEN": "hubspot-token-secret",
+    "BAMBOOHR_API_URL": "http://127.0.0.1:9/sandbox/bamboohr/api/gateway.php/acme",
+    "BAMBOOHR_API_KEY": "bamboohr-key-secret",
 }
 
 GOOD = """
@@ -47,8 +50,10 @@ def errors_of(directory, env=ENV) -> list[str]:
 
 def test_example_rules_load():
     ruleset = load_rules(EXAMPLE_RULES, ENV)
-    assert set(ruleset.sources) == {"shop", "hr", "stripe", "hubspot", "thrivecart", "bamboohr"}
-    assert len(ruleset.rules) == 8 and len(ruleset.tests) == 17
+    assert set(ruleset.sources) == {"shop", "hr", "stripe", "hubspot", "thrivecart", "bamboohr", "shopify", "github",
+                                    "signups", "typeform", "gumroad", "hubspot_app", "bamboohr_events"}
+    assert len(ruleset.rules) == 18 and len(ruleset.tests) == 36
+    assert ruleset.connections["hubspot_api"].spec["url"] == "https://api.hubapi.com"  # the ${VAR:-default}
     assert ruleset.sources["shop"].options == {"secret": DEMO_SECRETS["WOOCOMMERCE_SECRET"]}
     assert ruleset.connections["coursebox"].spec["password"] == "pw-secret"
     assert len(ruleset.version) == 12

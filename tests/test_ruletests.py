@@ -16,7 +16,7 @@ def run(*args, env=None):
 def test_every_example_rule_passes_its_tests_and_is_tested():
     result = run("test", str(EXAMPLE_RULES))
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[-1] == "17 passed, 0 failed"
+    assert result.output.splitlines()[-1] == "36 passed, 0 failed"
     assert "no test expects to match" not in result.output
 
 
@@ -27,14 +27,14 @@ def test_a_failing_rule_test_says_what_differs(tmp_path):
     result = run("test", str(tmp_path / "rules"))
     assert result.exit_code == 1
     assert "FAIL" in result.output and "action 3 (enroll): course_id is 8, expected 7" in result.output
-    assert result.output.splitlines()[-1] == "16 passed, 1 failed"
+    assert result.output.splitlines()[-1] == "35 passed, 1 failed"
 
 
 def test_a_misspelled_key_source_or_action_in_a_copy_of_an_example_is_reported(tmp_path, lms_env):
     for before, after, said in [
-        ("    when:\n      - path: body.status", "    wen:\n      - path: body.status", ":22:5: unknown key 'wen' in rules[0]; did you mean 'when'?"),
-        ("    source: shop\n    # WooCommerce", "    source: shopp\n    # WooCommerce", ":19:5: rule 'enroll-buyer-on-completed-order': unknown source 'shopp'; did you mean 'shop'?"),
-        ("        action: enroll\n", "        action: enrol\n", ":40:9: rule 'enroll-buyer-on-completed-order', action 2: coursebox connection 'coursebox' has no action 'enrol'; did you mean 'enroll'?"),
+        ("    when:\n      - path: body.status", "    wen:\n      - path: body.status", ":23:5: unknown key 'wen' in rules[0]; did you mean 'when'?"),
+        ("    source: shop\n    # WooCommerce", "    source: shopp\n    # WooCommerce", ":20:5: rule 'enroll-buyer-on-completed-order': unknown source 'shopp'; did you mean 'shop'?"),
+        ("        action: enroll\n", "        action: enrol\n", ":41:9: rule 'enroll-buyer-on-completed-order', action 2: coursebox connection 'coursebox' has no action 'enrol'; did you mean 'enroll'?"),
     ]:
         folder = tmp_path / after.split(":")[0].strip()
         shutil.copytree(EXAMPLE_RULES, folder)
