@@ -1,4 +1,4 @@
-"""Accept deliveries: records, dedupe keys and jobs written in one Redis transaction; read them back."""
+"""Accept deliveries: records, dedupe keys and jobs written in one atomic Redis step; read them back."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import json
 import random
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
+from importlib import resources
 
 import redis
-from rq import Callback, Queue
-from rq.job import Dependency, Job, JobStatus
+from rq import Callback, Queue, Retry
+from rq.utils import current_timestamp, now, utcformat
 
 from . import metrics
 from .engine import Decision, job_payload, subject_of
@@ -31,7 +33,7 @@ REPLAY_KEY_PREFIX = b"bridge:replay:"
 SUBJECT_KEY = "bridge:subject:{}"
 INDEX_TRIM_CHANCE = 0.01
 FAILURE_CALLBACK = "bridge.jobs.on_failure"
-DONE_STATUSES = {"finished", "failed", "stopped", "canceled"}
+_FAILURE_CALLBACK = Callback(FAILURE_CALLBACK)
 # A delivery's status is its jobs' worst: one failed job makes the delivery failed. "needs-attention": an LMS
 # has the person but cannot tell the bridge their id; "held": waiting for its connection to log in again;
 # "skipped": the LMS had nothing to do (removing someone it does not have).
@@ -105,42 +107,26 @@ def dedupe_keys(event: dict, raw: bytes, index: int, settings: Settings, signed:
 
 def accept(connection: redis.Redis, settings: Settings, batch: list[tuple[dict, list[Decision]]], raw: bytes,
            ruleset: RuleSet, secrets: list[str] = (), signed: bytes | None = None) -> list[Outcome]:
-    """Store each new event's record and enqueue one job per matched rule, all in one transaction.
+    """Store each new event's record and enqueue one job per matched rule, all in one atomic step.
 
-    `signed` is what the sender's signature covers when it has no signed timestamp: those bytes are
-    remembered for the replay window, so that a copy with a forged delivery id is a duplicate too.
-    Jobs about the same subject (a person) run in arrival order: each depends, through RQ's
-    dependencies, on the previous unfinished job about that subject.
+    One Lua script (bridge/accept.lua) checks the dedupe keys, finds each person's last unfinished
+    job and writes records, timelines, metrics and RQ jobs: one round trip, and a racing copy of
+    the same delivery is a duplicate, exactly. `signed` is what the sender's signature covers when
+    it has no signed timestamp: those bytes are remembered for the replay window, so that a copy
+    with a forged delivery id is a duplicate too. Jobs about the same subject (a person) run in
+    arrival order: each depends, through RQ's dependencies, on the previous unfinished job about
+    that subject.
     """
-    keys = [dedupe_keys(event, raw, index, settings, signed) for index, (event, _) in enumerate(batch)]
-    subjects = [{d.rule.name: subject_of(d.rule, event) for d in decisions if d.matched} for event, decisions in batch]
-    subject_keys = sorted({subject_key(s) for found in subjects for s in found.values() if s})
-    stored_raw = scrub(raw[:RAW_BODY_CAP].decode("utf-8", "replace"), list(secrets))
-    queue = Queue(settings.queue_name, connection=connection)
+    plan = _Plan(connection, settings, ruleset, list(secrets), raw)
+    for index, (event, decisions) in enumerate(batch):
+        plan.add(event, decisions, dedupe_keys(event, raw, index, settings, signed))
     try:
-        with connection.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    # WATCH makes "not seen yet" and "now queued" one step: a racing copy makes EXEC fail and re-read.
-                    watched = [key for found in keys for key, _ in found] + subject_keys
-                    if watched:  # a replay about nobody has nothing to watch
-                        pipe.watch(*watched)
-                    values = dict(zip(watched, pipe.mget(watched))) if watched else {}
-                    # Any one of an event's keys seen before makes it a duplicate of the delivery it names.
-                    firsts = [next((values[key] for key, _ in found if values.get(key) is not None), None)
-                              for found in keys]
-                    pending = _unfinished_jobs(pipe, {key: values[key] for key in subject_keys})
-                    pipe.multi()
-                    writer = _Writer(pipe, queue, settings, ruleset, list(secrets), stored_raw, len(raw), pending)
-                    outcomes = [writer.write(event, decisions, found, dedupe, first)
-                                for (event, decisions), found, dedupe, first in zip(batch, subjects, keys, firsts)]
-                    pipe.execute()
-                    return outcomes
-                except redis.WatchError:
-                    continue
+        answers = _script(connection)(args=plan.args(), client=connection)
     except redis.RedisError as error:
         # Unreachable, read-only after a failover, out of memory: whatever it is, nothing was accepted.
         raise QueueUnavailable(f"the queue (Redis) cannot take the delivery, nothing was accepted: {error}") from None
+    return [outcome if not first else replace(outcome, duplicate_of=first.decode())
+            for outcome, first in zip(plan.outcomes, answers)]
 
 
 def subject_key(subject: str) -> str:
@@ -148,49 +134,54 @@ def subject_key(subject: str) -> str:
     return SUBJECT_KEY.format(hashlib.sha256(subject.encode()).hexdigest()[:32])
 
 
-def _unfinished_jobs(pipe, last_jobs: dict[str, bytes | None]) -> dict[str, str]:
-    """Return subject key -> its last job, for jobs not finished yet; WATCH them so a finish re-runs the check."""
-    pending = {}
-    for key, job_id in last_jobs.items():
-        if job_id is None:
-            continue
-        job_key = Job.key_for(job_id.decode())
-        pipe.watch(job_key)
-        status = pipe.hget(job_key, "status")
-        if status is not None and status.decode() not in DONE_STATUSES:
-            pending[key] = job_id.decode()
-    return pending
+@lru_cache(maxsize=1)
+def _script_text() -> str:
+    return resources.files("bridge").joinpath("accept.lua").read_text("utf-8")
 
 
-class _Writer:
-    """Write the records and jobs of one acceptance into a MULTI pipeline."""
+@lru_cache(maxsize=16)
+def _script(connection: redis.Redis):
+    """Return the acceptance script for a connection: run by its SHA, loaded again when Redis lost it (NOSCRIPT)."""
+    return connection.register_script(_script_text())
 
-    def __init__(self, pipe, queue: Queue, settings: Settings, ruleset: RuleSet, secrets: list[str], stored_raw: str,
-                 raw_length: int, pending: dict[str, str]):
-        self.pipe, self.queue, self.settings, self.ruleset = pipe, queue, settings, ruleset
-        self.secrets, self.stored_raw, self.raw_length, self.pending = secrets, stored_raw, raw_length, pending
 
-    def write(self, event: dict, decisions: list[Decision], subjects: dict, keys: list[tuple[str | bytes, int]],
-              first: bytes | None) -> Outcome:
-        """Write one event: a duplicate only counts; a new one gets its record, timeline and jobs."""
-        pipe, settings = self.pipe, self.settings
-        delivery_id = event["delivery_id"]
-        if first is not None:
-            first_id = first.decode()
-            pipe.hincrby(RECORD_KEY.format(first_id), "duplicates", 1)
-            metrics.count(pipe, "bridge_deliveries_total", source=event["source"], outcome="duplicate")
-            metrics.count(pipe, "bridge_duplicates_total", source=event["source"])
-            return Outcome(delivery_id, event["source"], event["event"], duplicate_of=first_id)
+@lru_cache(maxsize=16)
+def _queue(connection: redis.Redis, name: str) -> Queue:
+    return Queue(name, connection=connection)
+
+
+class _Plan:
+    """The arguments of one run of the acceptance script, and the outcomes it answers when nothing is a duplicate."""
+
+    def __init__(self, connection: redis.Redis, settings: Settings, ruleset: RuleSet, secrets: list[str], raw: bytes):
+        self.settings, self.ruleset, self.secrets = settings, ruleset, secrets
+        self.queue = _queue(connection, settings.queue_name)
+        self.stored_raw = scrub(raw[:RAW_BODY_CAP].decode("utf-8", "replace"), secrets)
+        self.raw_length = len(raw)
+        self.events: list = []
+        self.outcomes: list[Outcome] = []
+
+    def args(self) -> list:
+        """Return the script's ARGV (bridge/accept.lua reads it in this order)."""
+        settings, now = self.settings, time.time()
+        # Trimming now and then keeps the index as short, without a command on every webhook.
+        trim_below = now - settings.delivery_ttl if random.random() < INDEX_TRIM_CHANCE else ""
+        return [self.queue.key, self.queue.redis_queues_keys, self.queue.deferred_job_registry.key,
+                metrics.COUNTERS_KEY, INDEX_KEY, RECORD_KEY.format(""), TIMELINE_KEY.format("").removeprefix(RECORD_KEY.format("")),
+                settings.delivery_ttl, trim_below, len(self.outcomes), *self.events]
+
+    def add(self, event: dict, decisions: list[Decision], keys: list[tuple[str | bytes, int]]) -> None:
+        """Plan one event: its dedupe keys, what counts if it is a duplicate, else its record, timeline and jobs."""
+        delivery_id, source = event["delivery_id"], event["source"]
         stored = redact_event(event, self.secrets)
         matched = [decision for decision in decisions if decision.matched]
         job_ids = [f"{delivery_id}_{index}" for index in range(len(matched))]
-        for decision, job_id in zip(matched, job_ids):
-            self._enqueue(decision, job_id, stored, subjects.get(decision.rule.name))
+        subjects = {decision.rule.name: subject_of(decision.rule, event) for decision in matched}
         now = time.time()
         decided = [decision.to_dict() for decision in decisions]
         record = {
             "id": delivery_id,
-            "source": event["source"],
+            "source": source,
             "event": event["event"],
             "sender_id": event.get("sender_id") or "",
             "received_at": now,
@@ -208,33 +199,27 @@ class _Writer:
             "replay_of": event.get("replay_of") or "",
             **{f"job:{job_id}": "queued" for job_id in job_ids},
         }
-        record_key, timeline_key = RECORD_KEY.format(delivery_id), TIMELINE_KEY.format(delivery_id)
-        for key, seconds in keys:
-            pipe.set(key, delivery_id, ex=seconds)
-        pipe.hset(record_key, mapping=record)
-        pipe.expire(record_key, settings.delivery_ttl)
-        pipe.rpush(timeline_key, json.dumps({"at": now, "status": "received"}),
-                   json.dumps({"at": now, "status": "queued" if job_ids else "unmatched", "jobs": job_ids}))
-        pipe.expire(timeline_key, settings.delivery_ttl)
-        pipe.zadd(INDEX_KEY, {delivery_id: now})
-        if random.random() < INDEX_TRIM_CHANCE:
-            # Trimming now and then keeps the index as short, without a command on every webhook.
-            pipe.zremrangebyscore(INDEX_KEY, "-inf", now - settings.delivery_ttl)
-        metrics.count(pipe, "bridge_deliveries_total", source=event["source"], outcome="queued" if job_ids else "unmatched")
-        for decision in matched:
-            metrics.count(pipe, "bridge_rule_matches_total", rule=decision.rule.name)
-        return Outcome(delivery_id, event["source"], event["event"], [d.rule.name for d in matched], job_ids, decided)
+        timeline = [json.dumps({"at": now, "status": "received"}),
+                    json.dumps({"at": now, "status": "queued" if job_ids else "unmatched", "jobs": job_ids})]
+        counters = [metrics.field("bridge_deliveries_total", source=source, outcome="queued" if job_ids else "unmatched"),
+                    *(metrics.field("bridge_rule_matches_total", rule=decision.rule.name) for decision in matched)]
+        duplicate_counters = [metrics.field("bridge_deliveries_total", source=source, outcome="duplicate"),
+                              metrics.field("bridge_duplicates_total", source=source)]
+        jobs = [self._job(decision, job_id, stored, subjects[decision.rule.name]) for decision, job_id in zip(matched, job_ids)]
+        self.events += [delivery_id, len(keys), *(part for key in keys for part in key),
+                        len(duplicate_counters), *duplicate_counters,
+                        len(record) * 2, *(part for item in record.items() for part in item),
+                        len(timeline), *timeline, now, len(counters), *counters,
+                        len(jobs), *(part for job in jobs for part in job)]
+        self.outcomes.append(Outcome(delivery_id, source, event["event"], [d.rule.name for d in matched], job_ids, decided))
 
-    def _enqueue(self, decision: Decision, job_id: str, event: dict, subject: str | None) -> None:
-        """Add one job to the transaction; behind the subject's unfinished job when there is one."""
-        rule, settings, pipe = decision.rule, self.settings, self.pipe
-        connection = self.ruleset.connections.get(rule.actions[0]["connection"])
-        policy = RetryPolicy.of(settings, connection.spec.get("retry") if connection else None, rule.retry)
-        key = subject_key(subject) if subject else None
-        previous = self.pending.get(key) if key else None
+    def _job(self, decision: Decision, job_id: str, event: dict, subject: str | None) -> list:
+        """Return one job's part of the script's arguments: its id, subject key, enqueue times and RQ's fields."""
+        rule, settings = decision.rule, self.settings
+        policy, policy_data, retry = _policy(self.ruleset, settings, rule)
         job = self.queue.create_job(
             JOB_FUNCTION,
-            args=(job_payload(rule, event, self.ruleset, retry=asdict(policy)),),
+            args=(job_payload(rule, event, self.ruleset, retry=policy_data),),
             job_id=job_id,
             timeout=settings.job_timeout,
             result_ttl=settings.delivery_ttl,
@@ -243,22 +228,24 @@ class _Writer:
             description=f"rule {rule.name} for delivery {event['delivery_id']}",
             meta={"delivery_id": event["delivery_id"], "rule": rule.name, "rules_version": self.ruleset.version,
                   "subject": subject, "retry_max": policy.attempts},
-            retry=policy.rq_retry(),
-            on_failure=Callback(FAILURE_CALLBACK),
-            depends_on=Dependency(jobs=[previous], allow_failure=True) if previous else None,
+            retry=retry,
+            on_failure=_FAILURE_CALLBACK,
         )
-        if previous:
-            # What RQ's own enqueue does for an unfinished dependency, written into this transaction.
-            job.set_status(JobStatus.DEFERRED, pipeline=pipe)
-            job.register_dependency(pipeline=pipe)
-            job.save(pipeline=pipe)
-            job.cleanup(ttl=job.ttl, pipeline=pipe)
-            pipe.sadd(self.queue.redis_queues_keys, self.queue.key)
-        else:
-            self.queue.enqueue_job(job, pipeline=pipe)
-        if key:
-            pipe.set(key, job_id, ex=settings.delivery_ttl)
-            self.pending[key] = job_id
+        # RQ's own fields of the job; the script adds its status and either enqueued_at or its dependency.
+        fields = job.to_dict()
+        del fields["status"]
+        return [job_id, subject_key(subject) if subject else "", utcformat(now()), current_timestamp() + settings.delivery_ttl,
+                len(fields) * 2, *(part for item in fields.items() for part in item)]
+
+
+def _policy(ruleset: RuleSet, settings: Settings, rule) -> tuple[RetryPolicy, dict, Retry | None]:
+    """Return a rule's retry policy, as data for its jobs and as RQ's Retry: worked out once per rule set."""
+    key = ("retry", id(settings), rule.name)
+    if key not in ruleset.memo:
+        connection = ruleset.connections.get(rule.actions[0]["connection"])
+        policy = RetryPolicy.of(settings, connection.spec.get("retry") if connection else None, rule.retry)
+        ruleset.memo[key] = policy, asdict(policy), policy.rq_retry()
+    return ruleset.memo[key]
 
 
 # Only a delivery that still exists gets a job's step: a late retry must not bring back an expired record.

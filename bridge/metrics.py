@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import lru_cache
 
 import redis
 from prometheus_client.core import (
@@ -33,23 +34,30 @@ HISTOGRAMS = {
 }
 
 
-def _field(name: str, labels: dict) -> str:
+def field(name: str, **labels) -> str:
+    """Return the hash field of one series of a counter or histogram (a script may add to it)."""
+    return _series(name, *labels.items())
+
+
+@lru_cache(maxsize=4096)
+def _series(name: str, *labels: tuple[str, str]) -> str:
+    labels = dict(labels)
     return json.dumps([name, *(str(labels[label]) for label in COUNTERS.get(name, HISTOGRAMS.get(name, ("", ())))[1])])
 
 
 def count(conn, name: str, amount: int = 1, **labels) -> None:
     """Add to a counter; `conn` may be a pipeline, so the count commits with what it counts."""
-    conn.hincrby(COUNTERS_KEY, _field(name, labels), amount)
+    conn.hincrby(COUNTERS_KEY, field(name, **labels), amount)
 
 
 def observe(conn, name: str, seconds: float, **labels) -> None:
     """Add one observation to a histogram (cumulative buckets, sum and count), in one round trip."""
-    field = _field(name, labels)
+    series = field(name, **labels)
     with conn.pipeline(transaction=False) as pipe:
         for bucket in (*LATENCY_BUCKETS, float("inf")):
             if seconds <= bucket:
-                pipe.hincrby(HISTOGRAMS_KEY, f"{field}|{bucket}", 1)
-        pipe.hincrbyfloat(HISTOGRAMS_KEY, f"{field}|sum", seconds)
+                pipe.hincrby(HISTOGRAMS_KEY, f"{series}|{bucket}", 1)
+        pipe.hincrbyfloat(HISTOGRAMS_KEY, f"{series}|sum", seconds)
         pipe.execute()
 
 
@@ -66,8 +74,8 @@ class RedisCollector(Collector):
 
         counters = {name: CounterMetricFamily(name.removesuffix("_total"), text, labels=labels)
                     for name, (text, labels) in COUNTERS.items()}
-        for field, value in self.connection.hgetall(COUNTERS_KEY).items():
-            name, *values = json.loads(field)
+        for series, value in self.connection.hgetall(COUNTERS_KEY).items():
+            name, *values = json.loads(series)
             if name in counters:
                 counters[name].add_metric(values, float(value))
         yield from counters.values()
@@ -109,11 +117,11 @@ class RedisCollector(Collector):
         raw = self.connection.hgetall(HISTOGRAMS_KEY)
         series: dict[str, dict[str, float]] = {}
         for key, value in raw.items():
-            field, _, part = key.decode().rpartition("|")
-            series.setdefault(field, {})[part] = float(value)
+            name, _, part = key.decode().rpartition("|")
+            series.setdefault(name, {})[part] = float(value)
         families = {name: HistogramMetricFamily(name, text, labels=labels) for name, (text, labels) in HISTOGRAMS.items()}
-        for field, parts in series.items():
-            name, *values = json.loads(field)
+        for key, parts in series.items():
+            name, *values = json.loads(key)
             if name not in families:
                 continue
             buckets = [(("+Inf" if bound == float("inf") else str(bound)), parts.get(str(bound), 0.0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -22,9 +23,15 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
     for secret in secrets:
         # Very short values would blank out ordinary text; secrets are never that short.
         if secret and len(secret) >= 4:
-            for spelling in {secret, quote_plus(secret), quote(secret, safe="")}:
+            for spelling in _spellings(secret):
                 text = text.replace(spelling, REDACTED)
     return text
+
+
+@lru_cache(maxsize=1024)
+def _spellings(secret: str) -> tuple[str, ...]:
+    """Return a secret's plain and URL-encoded spellings (worked out once: every stored string is scrubbed)."""
+    return tuple({secret, quote_plus(secret), quote(secret, safe="")})
 
 
 def redact(value: Any, secrets: Iterable[str] = (), by_name: bool = True) -> Any:

@@ -85,6 +85,8 @@ class RuleSet:
     version: str = ""
     files: tuple[str, ...] = ()
     warnings: tuple = ()  # lints.Finding of mistakes that do not stop loading, for `bridge check`
+    # What requests work out from the rules (a rule's retry policy, ...): once per loaded set, not per request.
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property
     def _index(self) -> dict:

@@ -1,0 +1,95 @@
+"""The acceptance script writes RQ jobs that RQ reads as its own: the same keys and fields RQ writes itself."""
+
+import os
+import re
+import subprocess
+
+import pytest
+from rq import Queue
+from rq.job import Job, JobStatus
+from rq.registry import DeferredJobRegistry
+
+from bridge import deliveries
+from tests.processes import PYTHON, child_env
+from tests.signing import hr_post
+
+RQ = os.path.join(os.path.dirname(PYTHON), "rq")
+
+
+def rq_state(connection, job_ids: list[str]) -> dict:
+    """Everything RQ keeps about some jobs: their hashes, expiries, dependency sets, the queue and registries."""
+    state = {"queues": sorted(connection.smembers("rq:queues")), "queue": connection.lrange("rq:queue:bridge", 0, -1),
+             "deferred": [member for member, _ in connection.zrange("rq:deferred:bridge", 0, -1, withscores=True)]}
+    for job_id in job_ids:
+        fields = connection.hgetall(f"rq:job:{job_id}")
+        if b"enqueued_at" in fields:
+            fields[b"enqueued_at"] = b"(a time of its own)"
+        state[job_id] = {
+            "fields": fields,
+            "dependents": sorted(connection.smembers(f"rq:job:{job_id}:dependents")),
+            "dependencies": sorted(connection.smembers(f"rq:job::{job_id}:dependencies")),
+            "expires": [connection.ttl(key) > 0 for key in (f"rq:job:{job_id}", f"rq:job:{job_id}:dependents",
+                                                             f"rq:job::{job_id}:dependencies")],
+        }
+    return state
+
+
+def forget_rq_keys(connection) -> None:
+    for key in connection.scan_iter("rq:*"):
+        connection.delete(key)
+
+
+def test_jobs_written_by_the_script_are_what_rq_itself_writes(client, redis_conn):
+    hired = client.post("/hooks/hr", **hr_post({"event": "employee.hired", "id": "q1", "employee": {"email": "sam@example.com"}}))
+    left = client.post("/hooks/hr", **hr_post({"event": "employee.left", "id": "q2", "employee": {"email": "Sam@Example.com"}}))
+    [first], [second] = hired.get_json()["jobs"], left.get_json()["jobs"]
+    written = rq_state(redis_conn, [first, second])
+    assert written["queue"] == [first.encode()] and written["deferred"] == [second.encode()]
+    assert written[first]["dependents"] == [second.encode()] and written[second]["dependencies"] == [first.encode()]
+
+    # RQ fetches both, then enqueues them again itself, into an emptied Redis: the same state comes out.
+    jobs = [Job.fetch(job_id, connection=redis_conn) for job_id in (first, second)]
+    assert [job.get_status() for job in jobs] == [JobStatus.QUEUED, JobStatus.DEFERRED]
+    assert jobs[1].dependency_ids == [first] and jobs[1].allow_dependency_failures
+    forget_rq_keys(redis_conn)
+    queue = Queue("bridge", connection=redis_conn)
+    for job in jobs:
+        job._status = None
+        queue.enqueue_job(job)
+    assert rq_state(redis_conn, [first, second]) == written
+    deferred = DeferredJobRegistry("bridge", connection=redis_conn)
+    assert deferred.get_job_ids() == [second]
+
+
+def test_rq_tools_and_a_stock_worker_take_the_jobs(client, redis_conn, redis_url, settings_overrides, lms_env, sandbox_calls):
+    hired = client.post("/hooks/hr", **hr_post({"event": "employee.hired", "id": "w1", "employee": {"email": "ria@example.com"}}))
+    left = client.post("/hooks/hr", **hr_post({"event": "employee.left", "id": "w2", "employee": {"email": "ria@example.com"}}))
+    info = subprocess.run([RQ, "info", "--url", redis_url, "bridge"], capture_output=True, text=True, timeout=60)
+    assert info.returncode == 0, info.stderr
+    assert re.search(r"^bridge +\|\S* 1, 0 executing", info.stdout, re.MULTILINE), info.stdout  # the deferred one waits
+    env = child_env(REDIS_URL=redis_url, RULES_DIR=str(settings_overrides["rules_dir"]), BRIDGE_RETRY_INTERVALS="0,0,0", **lms_env)
+    worker = subprocess.run([RQ, "worker", "--burst", "--url", redis_url, "bridge"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+    for reply in (hired, left):
+        [job_id] = reply.get_json()["jobs"]
+        assert Job.fetch(job_id, connection=redis_conn).get_status() == JobStatus.FINISHED
+    actions = [(call["body"]["api-action"], call["body"].get("email") or call["body"].get("userid"))
+               for call in sandbox_calls() if "coursetoolkit" in call["path"]]
+    assert actions.index(("createuser", "ria@example.com")) < [action for action, _ in actions].index("removeuser")
+
+
+@pytest.mark.parametrize("lost_reply", [False, True])
+def test_an_acceptance_run_twice_is_stored_once(app, redis_conn, lost_reply):
+    """redis-py sends a command again after a lost reply: the second run must neither duplicate nor double the jobs."""
+    from bridge.engine import decide_all
+
+    runtime = app.extensions["bridge"]
+    ruleset = runtime.rules.get()
+    event = {"source": "hr", "event": "employee.hired", "delivery_id": deliveries.new_delivery_id(), "sender_id": "twice",
+             "received_at": 0.0, "headers": {}, "query": {}, "body": {"employee": {"email": "twice@example.com"}}}
+    batch = [(event, decide_all(ruleset, event))]
+    [outcome] = deliveries.accept(redis_conn, runtime.settings, batch, b"{}", ruleset)
+    again = deliveries.accept(redis_conn, runtime.settings, batch, b"{}", ruleset) if lost_reply else [outcome]
+    assert again[0].duplicate_of is None and again[0].jobs == outcome.jobs
+    assert redis_conn.llen("rq:queue:bridge") == 1
