@@ -10,7 +10,7 @@ import click
 
 from . import __version__
 from .errors import BridgeError
-from .settings import Settings
+from .settings import Settings, env_file_values
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,7 +34,8 @@ def serve(port: int | None, host: str | None):
     settings = _settings()
     port = port or settings.port
     if settings.redis_url:
-        _load(settings.rules_dir)  # a broken rule set stops here, before anything starts
+        # A broken rule set stops here, before anything starts.
+        _load(settings.rules_dir, env={**os.environ, **env_file_values(settings.env_file)})
         os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{host or '0.0.0.0'}:{port}", "bridge:create_app()"])
     from .discovery import find_embedded
     from .embedded import embedded_env, serve_embedded, with_rules
@@ -44,7 +45,7 @@ def serve(port: int | None, host: str | None):
         raise click.ClickException(f"an {found.describe()}: stop it first, or set BRIDGE_DATA_DIR to another folder")
     settings = with_rules(settings, os.environ)
     env = embedded_env(settings, port)
-    _load(settings.rules_dir, env=env)
+    _load(settings.rules_dir, env={**env, **env_file_values(Path(env["BRIDGE_ENV_FILE"]))})
     try:
         code = serve_embedded(settings, host or "127.0.0.1", port, env)
     except BridgeError as error:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BridgeError
-from .settings import Settings
+from .settings import Settings, env_file_values
 
 RECORD = "serve.json"  # written into the data folder by `bridge serve` in embedded mode
 
@@ -31,6 +31,7 @@ class EmbeddedBridge:
     rules_dir: Path | None = None
     redis_url: str | None = None
     demo: tuple[str, ...] = ()
+    env_file: Path | None = None
 
     def describe(self) -> str:
         """Say in one line which embedded bridge this is and whether it runs."""
@@ -40,19 +41,17 @@ class EmbeddedBridge:
         return f"embedded bridge not running; reading its data in {self.data_dir} ({rules.rstrip('; ') or 'no rules recorded'})"
 
     def env(self, environ) -> dict:
-        """Return the variables its rule files were loaded with: this terminal's, plus the demo values it used."""
+        """Return the variables its rule files are loaded with: this terminal's, the demo values it used, its env file's."""
         from .embedded import demo_env
 
-        if not self.url:
-            return dict(environ)
-        demo = demo_env(self.url)
-        return {**environ, **{name: demo[name] for name in self.demo if name in demo}}
+        demo = demo_env(self.url) if self.url else {}
+        return {**environ, **{name: demo[name] for name in self.demo if name in demo}, **env_file_values(self.env_file)}
 
 
-def write_record(settings: Settings, url: str, redis_url: str, demo: list[str]) -> None:
-    """Record, in the data folder, how the embedded bridge runs: for commands in other terminals."""
+def write_record(settings: Settings, url: str, redis_url: str, demo: list[str], env_file: str) -> None:
+    """Record, in the data folder, how the embedded bridge runs (never a secret): for commands in other terminals."""
     record = {"pid": os.getpid(), "url": url, "rules_dir": str(settings.rules_dir.resolve()), "redis_url": redis_url,
-              "demo": sorted(demo), "started_at": time.time()}
+              "demo": sorted(demo), "env_file": env_file, "started_at": time.time()}
     _write(settings.data_dir / RECORD, record)
 
 
@@ -87,6 +86,7 @@ def find_embedded(settings: Settings) -> EmbeddedBridge | None:
         data_dir=data_dir, running=running, pid=pid, url=record.get("url"),
         rules_dir=Path(record["rules_dir"]) if record.get("rules_dir") else None,
         redis_url=record.get("redis_url"), demo=tuple(record.get("demo", ())),
+        env_file=Path(record["env_file"]) if record.get("env_file") else None,
     )
 
 
@@ -106,12 +106,13 @@ def rules_and_env(settings: Settings, environ, directory: Path | None = None, st
     The embedded bridge's folder counts when it runs here, or for commands about its stored deliveries (stopped_too).
     The note says which bridge that was, None when no embedded bridge was involved.
     """
+    own = {**environ, **env_file_values(settings.env_file)}
     if directory is not None or settings.redis_url or environ.get("RULES_DIR"):
-        return directory or settings.rules_dir, dict(environ), None
+        return directory or settings.rules_dir, own, None
     found = find_embedded(settings)
     if found is not None and found.rules_dir is not None and (found.running or stopped_too):
         return found.rules_dir, found.env(environ), found.describe()
-    return settings.rules_dir, dict(environ), None
+    return settings.rules_dir, own, None
 
 
 def embedded_redis(settings: Settings):

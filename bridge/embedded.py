@@ -75,7 +75,9 @@ def start_redis(settings: Settings, create: bool = True):
 def embedded_env(settings: Settings, port: int) -> dict:
     """Return the environment of the embedded receiver and worker: this one, with demo values for what it leaves unset."""
     env = {**os.environ, "BRIDGE_SANDBOX": "1", "PORT": str(port), "RULES_DIR": str(settings.rules_dir.resolve()),
-           "BRIDGE_SANDBOX_STATE": str((settings.data_dir / "sandbox.json").resolve())}
+           "BRIDGE_SANDBOX_STATE": str((settings.data_dir / "sandbox.json").resolve()),
+           # Secrets added to .env where `bridge serve` runs take effect at the next reload, without a restart.
+           "BRIDGE_ENV_FILE": str((settings.env_file or Path(".env")).resolve())}
     for name, value in demo_env(f"http://127.0.0.1:{port}").items():
         if not env.get(name):
             env[name] = value
@@ -88,7 +90,8 @@ def serve_embedded(settings: Settings, host: str, port: int, env: dict) -> int:
 
     server, url = start_redis(settings)
     base_url = f"http://127.0.0.1:{port}"
-    write_record(settings, base_url, url, demo=[name for name in demo_env(base_url) if not os.environ.get(name)])
+    write_record(settings, base_url, url, demo=[name for name in demo_env(base_url) if not os.environ.get(name)],
+                 env_file=env["BRIDGE_ENV_FILE"])
     env = {**env, "REDIS_URL": url}
     children = [
         subprocess.Popen([sys.executable, "-m", "bridge", "worker"], env=env),

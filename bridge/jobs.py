@@ -31,7 +31,8 @@ class WorkerContext:
 
     def __init__(self, settings: Settings, env: dict | None = None):
         self.settings = settings
-        self.rules = LiveRules(settings.rules_dir, env=env, check_every=settings.rules_check_seconds)
+        self.rules = LiveRules(settings.rules_dir, env=env, check_every=settings.rules_check_seconds,
+                               env_file=settings.env_file)
         self._connectors: dict = {}
 
     def connector(self, connection, redis):

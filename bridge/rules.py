@@ -394,9 +394,11 @@ class LiveRules:
     the current set meanwhile (10,000 rules take a second or two), then see the new one.
     """
 
-    def __init__(self, directory: Path | str, env: dict | None = None, check_every: float = 1.0, log=None):
+    def __init__(self, directory: Path | str, env: dict | None = None, check_every: float = 1.0, log=None,
+                 env_file: Path | None = None):
         self.directory = Path(directory)
         self.env = env
+        self.env_file = env_file
         self.check_every = check_every
         self.log = log or logging.getLogger("bridge.rules")
         self.error: ConfigErrors | None = None
@@ -412,7 +414,7 @@ class LiveRules:
             with self._lock:
                 if self._ruleset is None and (self.error is None or self._due()):
                     self._checked_at = time.monotonic()
-                    self._fingerprint = fingerprint(self.directory)
+                    self._fingerprint = self._look()
                     self._reload()
             if self._ruleset is None:
                 raise self.error
@@ -420,7 +422,7 @@ class LiveRules:
         # One thread at a time looks at the files (a few stat calls); a change is loaded in the background.
         if self._due() and self._lock.acquire(blocking=False):
             self._checked_at = time.monotonic()
-            current = fingerprint(self.directory)
+            current = self._look()
             if current == self._fingerprint:
                 self._lock.release()
             else:
@@ -434,7 +436,15 @@ class LiveRules:
             self.get()
         except ConfigErrors:
             pass
-        return not self._lock.locked() and self._fingerprint == fingerprint(self.directory)
+        return not self._lock.locked() and self._fingerprint == self._look()
+
+    def _look(self) -> tuple:
+        """Return what changes when a rule file or the env file changes."""
+        try:
+            stat = self.env_file.stat() if self.env_file else None
+        except OSError:
+            stat = None
+        return fingerprint(self.directory), stat and (stat.st_size, stat.st_mtime_ns)
 
     def _due(self) -> bool:
         return time.monotonic() - self._checked_at >= self.check_every
@@ -446,8 +456,13 @@ class LiveRules:
             self._lock.release()
 
     def _reload(self) -> None:
+        from .settings import env_file_values
+
+        env = os.environ if self.env is None else self.env
+        if self.env_file is not None:
+            env = {**env, **env_file_values(self.env_file)}
         try:
-            ruleset = load_rules(self.directory, self.env)
+            ruleset = load_rules(self.directory, env)
         except ConfigErrors as errors:
             self.error = errors
             kept = f"keeping rules version {self._ruleset.version}" if self._ruleset else "no rules loaded"

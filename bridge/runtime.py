@@ -16,7 +16,8 @@ class Runtime:
 
     def __init__(self, settings: Settings, env: dict | None = None):
         self.settings = settings
-        self.rules = LiveRules(settings.rules_dir, env=env, check_every=settings.rules_check_seconds)
+        self.rules = LiveRules(settings.rules_dir, env=env, check_every=settings.rules_check_seconds,
+                               env_file=settings.env_file)
 
     @cached_property
     def redis(self) -> redis.Redis:

@@ -103,6 +103,8 @@ class Settings:
     # "required" unless the Redis add-on's certificate cannot be verified (Heroku's are self-signed).
     redis_tls_verify: str = "required"
     redis_tls_ca_file: Path | None = None
+    # Variables re-read at every rules reload, winning over the process's: a new secret needs no restart.
+    env_file: Path | None = None
 
     @property
     def retry_max(self) -> int:
@@ -144,6 +146,7 @@ class Settings:
             ready_worker_seconds=_int(env, "BRIDGE_READY_WORKER_SECONDS", 480),
             redis_tls_verify=_choice(env, "BRIDGE_REDIS_TLS_VERIFY", ("required", "none"), "required"),
             redis_tls_ca_file=Path(env["BRIDGE_REDIS_TLS_CA_FILE"]) if env.get("BRIDGE_REDIS_TLS_CA_FILE") else None,
+            env_file=Path(env["BRIDGE_ENV_FILE"]) if env.get("BRIDGE_ENV_FILE") else None,
         )
 
     def with_overrides(self, overrides: dict) -> Settings:
@@ -157,3 +160,12 @@ class Settings:
             if name in values:
                 values[name] = Path(values[name])
         return replace(self, **values)
+
+
+def env_file_values(path: Path | None) -> dict:
+    """Return the variables of a .env file (none when there is no such file)."""
+    if path is None or not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {name: value for name, value in dotenv_values(path).items() if value is not None}

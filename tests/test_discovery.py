@@ -70,3 +70,15 @@ def test_serve_refuses_a_second_bridge_on_the_same_data_folder(tmp_path, redis_u
     record(tmp_path / "data", redis_url)
     result = CliRunner().invoke(cli, ["serve"], env=terminal(tmp_path / "data"))
     assert result.exit_code == 1 and "an embedded bridge running here" in result.output and "stop it first" in result.output
+
+
+def test_the_embedded_bridge_reads_variables_from_dot_env_where_it_runs_and_so_do_other_terminals(tmp_path, redis_url, monkeypatch):
+    from bridge.embedded import embedded_env
+
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env({"BRIDGE_DATA_DIR": str(tmp_path / "data")})
+    assert embedded_env(settings, 8000)["BRIDGE_ENV_FILE"] == str(tmp_path.resolve() / ".env")
+    (tmp_path / ".env").write_text("NEW_SECRET=from-dot-env\n")
+    record(tmp_path / "data", redis_url, env_file=str(tmp_path / ".env"))
+    env = find_embedded(settings).env({"OTHER": "1"})
+    assert env.items() >= {"OTHER": "1", "NEW_SECRET": "from-dot-env", "WOOCOMMERCE_SECRET": DEMO_SECRETS["WOOCOMMERCE_SECRET"]}.items()

@@ -241,3 +241,26 @@ def test_an_unreadable_rule_file_is_an_error_naming_it(tmp_path):
     (tmp_path / "latin.yaml").write_bytes("# caf\xe9\n".encode("latin-1"))
     [message] = errors_of(tmp_path)
     assert message.startswith(f"{tmp_path / 'latin.yaml'}: cannot be read:")
+
+
+def test_a_new_secret_in_the_env_file_takes_effect_at_the_next_reload(tmp_path):
+    rules = write_rules(tmp_path / "rules", {"shop.yaml": """
+        sources:
+          shop: {type: woocommerce, secret: "${SHOP_SECRET}"}
+    """}, connections=False)
+    env_file = tmp_path / ".env"
+    live = LiveRules(rules, env={"SHOP_SECRET": "from-the-environment"}, check_every=0, env_file=env_file)
+    assert live.get().sources["shop"].options["secret"] == "from-the-environment"
+    # A new source whose secret is nowhere yet: the reload fails and keeps the last good set ...
+    (rules / "crm.yaml").write_text('sources:\n  crm: {type: hubspot, secret: "${CRM_SECRET}"}\n')
+    wait_for(lambda: live.get() and live.error is not None and "CRM_SECRET is not set" in live.error.message, what="the unset secret")
+    # ... until the value is there: the env file's change alone reloads, and its values win.
+    env_file.write_text("CRM_SECRET=crm-secret\nSHOP_SECRET='from-the-file'\n")
+
+    def reloaded():
+        ruleset = live.get()  # looks at the files, and starts a reload when they changed
+        return ruleset if live.error is None and "crm" in ruleset.sources else None
+
+    current = wait_for(reloaded, what="the new secret")
+    assert current.sources["crm"].options["secret"] == "crm-secret"
+    assert current.sources["shop"].options["secret"] == "from-the-file"

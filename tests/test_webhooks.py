@@ -266,3 +266,18 @@ def test_a_signed_source_checks_the_signature_before_decoding_the_body(client, r
     signed = client.post("/hooks/shop", **woo_post(hostile))
     assert signed.status_code == 400 and "nested deeper than 32" in signed.get_json()["message"]
     assert redis_conn.zcard(INDEX_KEY) == 0
+
+
+def test_a_changed_secret_in_the_env_file_takes_effect_without_a_restart(tmp_path, settings_overrides, lms_env, redis_conn):
+    from bridge import create_app
+    from tests.processes import wait_for
+    from tests.rule_files import EXAMPLE_RULES
+
+    env_file = tmp_path / ".env"
+    client = create_app({**settings_overrides, "rules_dir": EXAMPLE_RULES, "env_file": env_file}, env=lms_env).test_client()
+    order = {"id": 31, "status": "completed", "billing": {"email": "a@b.test"}, "line_items": []}
+    assert client.post("/hooks/shop", **woo_post(order)).status_code == 202  # the demo secret, from the environment
+    env_file.write_text("WOOCOMMERCE_SECRET=rotated-in-the-env-file\n")
+    wait_for(lambda: client.post("/hooks/shop", **woo_post({**order, "id": 32}, secret="rotated-in-the-env-file")).status_code == 202,
+             what="the rotated secret to be in force")
+    assert client.post("/hooks/shop", **woo_post({**order, "id": 33})).status_code == 401
