@@ -12,7 +12,7 @@ import requests
 from rq.job import Job, JobStatus
 
 from bridge import create_app
-from bridge.embedded import DEMO_SECRETS
+from bridge.embedded import demo_env
 from tests.conftest import free_port
 from tests.processes import PYTHON, child_env, start, stop, wait_for
 from tests.rule_files import EXAMPLE_RULES, REPO
@@ -128,9 +128,9 @@ def test_embedded_mode_keeps_who_is_who_across_a_restart_and_other_terminals_fin
     here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
     here.mkdir()
     elsewhere.mkdir()
-    env = child_env(RULES_DIR=EXAMPLE_RULES, PORT=port, **{name: None for name in (*DEMO_SECRETS, "COURSEBOX_URL", "COURSETOOLKIT_URL")})
+    env = child_env(RULES_DIR=EXAMPLE_RULES, PORT=port, **{name: None for name in demo_env(base)})
     # Another terminal: no RULES_DIR, none of the demo settings; only the folder the bridge runs in.
-    terminal = child_env(**{name: None for name in (*DEMO_SECRETS, "RULES_DIR", "COURSEBOX_URL", "COURSETOOLKIT_URL")})
+    terminal = child_env(RULES_DIR=None, **{name: None for name in demo_env(base)})
 
     def bridge(*args, cwd=here):
         return subprocess.run([PYTHON, "-m", "bridge", *args], env=terminal, cwd=cwd, capture_output=True, text=True, timeout=60)
@@ -154,7 +154,7 @@ def test_embedded_mode_keeps_who_is_who_across_a_restart_and_other_terminals_fin
                                  if u["email"] == "jane@example.com"], what="jane's account")[0]
         wait_for(lambda: enrolments(jane), what="jane's enrolment")
         checked = bridge("check")
-        assert checked.returncode == 0 and "ok: 7 file(s)" in checked.stdout, checked.stderr
+        assert checked.returncode == 0 and checked.stdout.startswith("ok: ") and " file(s)" in checked.stdout, checked.stderr
         assert f"embedded bridge running here: pid {serve.pid}" in checked.stderr and str(EXAMPLE_RULES) in checked.stderr
         replayed = bridge("replay", first)
         assert replayed.returncode == 0, replayed.stderr
