@@ -33,7 +33,8 @@ def preset_schema(kind: str, signature: str, *, tolerance: bool = False, hubspot
         properties["public_url"] = {"type": "string", "pattern": "^https?://",
                                     "description": "the URL exactly as configured at HubSpot, when a proxy changes it"}
         properties["versions"] = {"type": "array", "items": {"enum": ["v1", "v2", "v3"]}, "minItems": 1,
-                                  "uniqueItems": True, "description": "signature versions accepted (default all)"}
+                                  "uniqueItems": True,
+                                  "description": "signature versions accepted (default [v3]; v1 and v2 sign no timestamp)"}
     if gumroad:
         properties["query"] = {"type": "string", "minLength": 1,
                                "description": "the query parameter that carries the token (default token)"}

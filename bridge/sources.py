@@ -244,7 +244,8 @@ def _hubspot_urls(inbound: Inbound, options: Mapping) -> list[str]:
 
 def _hubspot_check(inbound: Inbound, options: Mapping, now: float) -> bytes | None:
     secrets = require_secrets(options)
-    versions = options.get("versions") or ["v1", "v2", "v3"]
+    # Only v3 signs a timestamp; v1 and v2 stay valid forever once captured, so they are opt-in.
+    versions = options.get("versions") or ["v3"]
     urls = _hubspot_urls(inbound, options)
     if "v3" in versions and inbound.header("x-hubspot-signature-v3"):
         # v3 wins when present: accepting v1 beside it would let a replay skip the timestamp check.
@@ -261,7 +262,7 @@ def _hubspot_check(inbound: Inbound, options: Mapping, now: float) -> bytes | No
         raise Unauthorized(f"missing X-HubSpot-Signature{'-v3' if versions == ['v3'] else ''} header")
     version = (inbound.header("x-hubspot-signature-version") or "v1").strip().lower()
     if version not in ("v1", "v2") or version not in versions:
-        raise Unauthorized("signature version not accepted")
+        raise Unauthorized(f"signature version {version[:8]!r} not accepted (this source takes {', '.join(versions)})")
     if version == "v1":
         expected = [hashlib.sha256(utf8(secret) + inbound.raw).digest() for secret in secrets]
     else:

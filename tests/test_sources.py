@@ -30,7 +30,7 @@ CASES = {
     "stripe": ({"secret": "whsec_stripe"}, {"id": "evt_1", "type": "checkout.session.completed"}, "Stripe-Signature",
                "missing Stripe-Signature header"),
     "hubspot": ({"secret": "client-secret"}, [{"eventId": 1, "subscriptionType": "contact.creation"}],
-                "X-HubSpot-Signature-v3", "missing X-HubSpot-Signature header"),
+                "X-HubSpot-Signature-v3", "missing X-HubSpot-Signature-v3 header"),
     "bamboohr": ({"secret": "bamboo-key"}, {"type": "employee.created", "data": {"id": "7"}}, "X-BambooHR-Signature",
                  "missing X-BambooHR-Signature header"),
     "github": ({"secret": "gh-secret"}, {"action": "opened"}, "X-Hub-Signature-256",
@@ -238,6 +238,7 @@ def test_stripe_refuses_malformed_headers(header, reason):
 # --- HubSpot ----------------------------------------------------------------------------------
 
 HUB = {"secret": "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"}
+HUB_ALL = {**HUB, "versions": ["v1", "v2", "v3"]}
 BATCH = [
     {"eventId": 100, "subscriptionType": "contact.creation", "objectId": 1},
     {"eventId": 101, "subscriptionType": "contact.propertyChange", "objectId": 1, "propertyName": "email"},
@@ -265,20 +266,25 @@ def test_hubspot_v3_wins_over_v1_so_a_replay_cannot_drop_the_timestamp():
     assert refused(hub(stale, body), "hubspot", HUB) == "timestamp outside the 300 s window"
 
 
-def test_hubspot_v1_and_v2_alone_pass_unless_only_v3_is_accepted():
+def test_hubspot_takes_only_v3_unless_the_source_lists_older_versions():
     body = json.dumps(BATCH).encode()
-    verify(hub(sign_hubspot_v1(body, HUB["secret"]), body), "hubspot", HUB)
-    verify(hub(sign_hubspot_v2(body, HUB["secret"]), body), "hubspot", HUB)
-    v3_only = {**HUB, "versions": ["v3"]}
-    assert refused(hub(sign_hubspot_v1(body, HUB["secret"]), body), "hubspot", v3_only) == "signature version not accepted"
+    # A stale capture with its v3 headers stripped must not pass on the timestamp-less v1 beside them.
+    stripped = {k: v for k, v in sign_hubspot_v3(body, HUB["secret"], timestamp_ms=(NOW - 86400) * 1000).items()
+                if not k.startswith(("X-HubSpot-Signature-v3", "X-HubSpot-Request-Timestamp"))}
+    assert refused(hub(stripped, body), "hubspot", HUB) == "signature version 'v1' not accepted (this source takes v3)"
+    assert refused(hub(sign_hubspot_v2(body, HUB["secret"]), body), "hubspot", HUB).startswith("signature version 'v2'")
+    verify(hub(stripped, body), "hubspot", HUB_ALL)
+    verify(hub(sign_hubspot_v2(body, HUB["secret"]), body), "hubspot", HUB_ALL)
+    assert refused(hub(sign_hubspot_v2(body, HUB["secret"]), body), "hubspot", {**HUB, "versions": ["v3", "v1"]}) \
+        == "signature version 'v2' not accepted (this source takes v3, v1)"
     headers = {k: v for k, v in sign_hubspot_v1(body, HUB["secret"]).items() if k != "X-HubSpot-Signature"}
-    assert refused(hub(headers, body), "hubspot", v3_only) == "missing X-HubSpot-Signature-v3 header"
+    assert refused(hub(headers, body), "hubspot", HUB) == "missing X-HubSpot-Signature-v3 header"
 
 
 def test_hubspot_v2_covers_the_url():
     body = json.dumps(BATCH).encode()
     signed = sign_hubspot_v2(body, HUB["secret"], url="https://elsewhere.example.com/hooks/test")
-    assert refused(hub(signed, body), "hubspot", HUB) == "signature does not match"
+    assert refused(hub(signed, body), "hubspot", HUB_ALL) == "signature does not match"
 
 
 def test_hubspot_behind_a_tls_proxy_verifies_with_the_forwarded_url():
@@ -305,11 +311,11 @@ def test_hubspot_published_vectors():
             b'"changeFlag":"NEW","appId":54321}]')
     v1 = {"X-HubSpot-Signature": "232db2615f3d666fe21a8ec971ac7b5402d33b9a925784df3ca654d05f4817de",
           "X-HubSpot-Signature-Version": "v1"}
-    verify(hub(v1, body), "hubspot", HUB)
+    verify(hub(v1, body), "hubspot", HUB_ALL)
     # https://developers.hubspot.com/docs/faq/v2-request-validation (the documented GET example, no body)
     v2 = {"X-HubSpot-Signature": "eee2dddcc73c94d699f5e395f4b9d454a069a6855fbfa152e91e88823087200e",
           "X-HubSpot-Signature-Version": "v2"}
-    PRESETS["hubspot"].verify(Inbound.of("GET", "https://www.example.com/webhook_uri", v2, b"", {}), HUB, NOW)
+    PRESETS["hubspot"].verify(Inbound.of("GET", "https://www.example.com/webhook_uri", v2, b"", {}), HUB_ALL, NOW)
     # HubSpot's Python client, tests/spec/utils/test_signature.py (github.com/HubSpot/hubspot-api-python)
     body, url = b"{'example_field':'example_value'}", "https://www.example.com/webhook_uri"
     for headers in (
@@ -320,7 +326,7 @@ def test_hubspot_published_vectors():
         {"X-HubSpot-Signature-v3": "HPW73RUtKmcYoEDADG0s6MmGFWUzWJKAW07r8RDgcQw=",
          "X-HubSpot-Request-Timestamp": "15000000"},
     ):
-        PRESETS["hubspot"].verify(Inbound.of("POST", url, headers, body, {}), HUB, 15_000_000)
+        PRESETS["hubspot"].verify(Inbound.of("POST", url, headers, body, {}), HUB_ALL, 15_000_000)
 
 
 def test_hubspot_single_object_body_is_one_event():
