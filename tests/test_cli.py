@@ -128,3 +128,15 @@ def test_the_suite_runs_away_from_the_repository_and_any_exported_redis():
 
     assert Path.cwd() != REPO and not Path.cwd().is_relative_to(REPO)
     assert "REDIS_URL" not in os.environ and "RULES_DIR" not in os.environ and EXAMPLE_RULES.parent != REPO / "examples"
+
+
+def test_check_refuses_a_pattern_re2_cannot_run_with_file_and_line(tmp_path, lms_env):
+    (tmp_path / "r.yaml").write_text(
+        "sources:\n  s:\n    type: generic\n    auth: none\n"
+        "rules:\n  - name: twice\n    source: s\n    when:\n      - path: body.code\n        matches: '^(\\w)\\1$'\n"
+        "    actions:\n      - connection: coursebox\n        action: get_user\n        with: {user_id: 1}\n"
+        + (EXAMPLE_RULES / "connections.yaml").read_text().split("# yaml-language-server")[-1].split("\n", 1)[-1])
+    result = CliRunner().invoke(cli, ["check", str(tmp_path)], env=lms_env)
+    assert result.exit_code == 1, result.output
+    assert f"{tmp_path / 'r.yaml'}:10:9: rule 'twice': bad regular expression '^(\\\\w)\\\\1$': invalid escape sequence: \\1" \
+        in result.output

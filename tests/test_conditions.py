@@ -1,4 +1,6 @@
-from bridge.conditions import MISSING, evaluate, evaluate_all, lookup, same
+import pytest
+
+from bridge.conditions import MISSING, evaluate, evaluate_all, lookup, pattern_problem, same
 
 EVENT = {
     "source": "shop",
@@ -93,3 +95,22 @@ def test_in_table_tests_keys_of_a_rule_table():
     assert evaluate(condition, ORDER, tables).held
     outcome = evaluate({"path": "body.items.0.sku", "in_table": "courses"}, ORDER, tables)
     assert not outcome.held and outcome.reason == "body.items.0.sku is 'BOOK-1', not in table 'courses'"
+
+
+def test_matches_runs_on_re2_in_linear_time_on_a_redos_pattern():
+    # With Python's re this search backtracks 2**50 times; RE2 answers at once.
+    outcome = evaluate({"path": "body.note", "matches": r"^(a+)+$"}, {"body": {"note": "a" * 50 + "!"}})
+    assert not outcome.held and "does not match" in outcome.reason
+    assert evaluate({"path": "body.sku", "matches": r"(?i)^course-\d+$"}, {"body": {"sku": "COURSE-42"}}).held
+
+
+@pytest.mark.parametrize(("pattern", "reason"), [
+    (r"(a)\1", "invalid escape sequence: \\1"),
+    (r"(?=a)b", "invalid perl operator: (?="),
+    (r"a\Z", "invalid escape sequence: \\Z"),
+    ("(", "missing ): ("),
+])
+def test_patterns_re2_cannot_run_are_named_with_the_reason(pattern, reason):
+    problem = pattern_problem(pattern)
+    assert problem.startswith(f"bad regular expression {pattern!r}: {reason}") and "RE2" in problem
+    assert pattern_problem(r"^VIP-\d{2,}\z") is None

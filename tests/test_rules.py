@@ -193,7 +193,7 @@ def test_unknown_table_and_bad_regex_and_condition_shape(tmp_path):
     write_rules(tmp_path, {"shop.yaml": "tables:\n  courses:\n    A: 1\n" + text.lstrip()})
     messages = errors_of(tmp_path)
     assert any("unknown table 'coures'; did you mean 'courses'?" in m for m in messages)
-    assert any("bad regular expression" in m for m in messages)
+    assert any(":13:9: rule 'enroll': bad regular expression '(': missing ): (" in m for m in messages)
     assert any(":14:9: rule 'enroll': a condition takes a path and exactly one test" in m for m in messages)
     assert any(":15:9: rule 'enroll': a condition group (any) stands alone" in m for m in messages)
 
