@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 
 def create_app(config: dict | None = None, env: dict | None = None):
-    """Create the web application: the receiver, health checks and, if asked, the LMS sandbox."""
+    """Create the web application: the receiver, health checks and, if asked, the admin API and console and the LMS sandbox."""
     from flask import Flask
 
     from . import health, webhooks
@@ -27,8 +27,10 @@ def create_app(config: dict | None = None, env: dict | None = None):
     app.register_blueprint(webhooks.blueprint)
     if settings.admin_token:
         from .admin import blueprint as admin_blueprint
+        from .console import create_blueprint as create_console
 
         app.register_blueprint(admin_blueprint)
+        app.register_blueprint(create_console())
     if settings.sandbox:
         from .sandbox import create_sandbox_blueprint
         from .sandbox_state import SandboxState

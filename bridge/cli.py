@@ -330,13 +330,19 @@ def _stamp(seconds: float) -> str:
 @click.option("--since", help="ISO time or age (30m, 2h, 7d).")
 @click.option("--until", help="ISO time or age.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--refused", is_flag=True, help="List refused requests (401/4xx on a hook URL) instead, with a hint each.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def deliveries(status, source, rule, lms, subject, since, until, limit, as_json):
-    """List deliveries, newest first."""
+def deliveries(status, source, rule, lms, subject, since, until, limit, refused, as_json):
+    """List deliveries, newest first (or, with --refused, the requests a hook URL refused)."""
     import json
 
     from .history import Filters, find
 
+    if refused:
+        if status or rule or lms or subject or until:
+            raise click.UsageError("--refused takes only --source, --since and --limit")
+        _print_refused(source, _when(since), limit, as_json)
+        return
     filters = Filters(status, source, rule, lms, subject, _when(since), _when(until))
     found = find(_redis(_settings()), filters, limit=limit)
     if as_json:
@@ -350,6 +356,24 @@ def deliveries(status, source, rule, lms, subject, since, until, limit, as_json)
         rules = ", ".join(item["matched"]) or "-"
         click.echo(f"{_stamp(item['received_at'])}  {item['status']:9}  {item['source'][:12]:12}  "
                    f"{(item['event'] or '-')[:24]:24}  {rules[:30]:30}  {item['id']}")
+
+
+def _print_refused(source: str | None, since: float | None, limit: int, as_json: bool) -> None:
+    import json
+
+    from .console.refused import recent
+
+    found = recent(_redis(_settings()), source, since, limit)
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    if not found:
+        click.echo("no refused requests kept")
+        return
+    for item in found:
+        click.echo(f"{_stamp(item['at'])}  {item['status']}  {item['source']:12}  {item['reason']}")
+        if item["hint"]:
+            click.echo(f"{'':22}hint: {item['hint']}")
 
 
 @cli.command()

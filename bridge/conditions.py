@@ -214,3 +214,32 @@ def condition_problems(condition: dict) -> list[tuple[list, str]]:
         if problem:
             problems.append((["matches"], problem))
     return problems
+
+
+@dataclass(frozen=True)
+class Step:
+    """One condition of a rule as evaluated: how deep it sits, what it asks, the value seen, and whether it held."""
+
+    depth: int
+    asks: str
+    seen: str
+    held: bool
+    reason: str
+
+
+def trace(conditions: list[dict], data: dict, tables: dict | None = None, depth: int = 0) -> list[Step]:
+    """Evaluate every condition (no short cut) and return one step per condition and group, for explaining a decision."""
+    steps: list[Step] = []
+    for condition in conditions:
+        outcome = evaluate(condition, data, tables)
+        group = next((name for name in ("all", "any", "not") if name in condition), None)
+        if group:
+            children = condition[group] if group != "not" else [condition[group]]
+            steps.append(Step(depth, f"{group}:", "", outcome.held, outcome.reason))
+            steps += trace(children, data, tables, depth + 1)
+            continue
+        path = condition["path"]
+        operator = next((name for name in condition if name != "path"), "")
+        steps.append(Step(depth, f"{path} {operator} {condition.get(operator)!r}" if operator != "any_item" else f"{path} any_item",
+                          _show(lookup(data, path)), outcome.held, outcome.reason))
+    return steps

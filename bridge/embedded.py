@@ -72,6 +72,24 @@ def start_redis(settings: Settings, create: bool = True):
     return server, f"unix://{server.socket_file}"
 
 
+def admin_token(settings: Settings) -> str:
+    """Return the console's token: BRIDGE_ADMIN_TOKEN, else one made once per data folder and kept there."""
+    if settings.admin_token:
+        return settings.admin_token
+    path = settings.data_dir / "admin-token"
+    if path.exists():
+        return path.read_text().strip()
+    import secrets
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(24)
+    # Readable by this user only: the token opens the console and the admin API.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(token + "\n")
+    return token
+
+
 def embedded_env(settings: Settings, port: int) -> dict:
     """Return the environment of the embedded receiver and worker: this one, with demo values for what it leaves unset."""
     env = {**os.environ, "BRIDGE_SANDBOX": "1", "PORT": str(port), "RULES_DIR": str(settings.rules_dir.resolve()),
@@ -101,7 +119,7 @@ def serve_embedded(settings: Settings, host: str, port: int, env: dict) -> int:
             env=env,
         ),
     ]
-    print(_banner(settings, base_url, url, env["WOOCOMMERCE_SECRET"]), flush=True)
+    print(_banner(settings, base_url, url, env["WOOCOMMERCE_SECRET"], env["BRIDGE_ADMIN_TOKEN"]), flush=True)
     stopping = False
 
     def stop(signum, frame):
@@ -145,9 +163,11 @@ def woocommerce_signature(body: str, secret: str) -> str:
     return base64.b64encode(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest()).decode()
 
 
-def _banner(settings: Settings, base_url: str, redis_url: str, shop_secret: str) -> str:
+def _banner(settings: Settings, base_url: str, redis_url: str, shop_secret: str, token: str) -> str:
+    where = "BRIDGE_ADMIN_TOKEN" if settings.admin_token else settings.data_dir.resolve() / "admin-token"
     return f"""
 bridge is running in EMBEDDED mode (no REDIS_URL set): an embedded Redis, one worker and the LMS sandbox.
+  console:   {base_url}/admin/  (sign in with the admin token {token} , from {where})
   receiver:  {base_url}/hooks/<source>
   sandbox:   {base_url}/sandbox/calls  (every LMS call it received)
   rules:     {settings.rules_dir.resolve()}

@@ -61,20 +61,34 @@ class Filters:
 
 def find(connection: redis.Redis, filters: Filters, limit: int = 50, scan_limit: int = 10_000) -> list[dict]:
     """Return up to `limit` deliveries that pass the filters, newest first, reading at most `scan_limit` records."""
+    return page(connection, filters, limit, scan_limit=scan_limit)[0]
+
+
+def page(connection: redis.Redis, filters: Filters, limit: int = 50, before: float | None = None,
+         scan_limit: int = 10_000) -> tuple[list[dict], float | None]:
+    """Return up to `limit` deliveries received before `before`, newest first, and where the next page starts.
+
+    At most `scan_limit` records are read, so a filter that matches little costs a bounded time; the
+    cursor returned then points past what was read, and None means the history has nothing older.
+    """
     found: list[dict] = []
-    high = "+inf" if filters.until is None else filters.until
+    high: float | str = "+inf" if filters.until is None else filters.until
+    if before is not None and (filters.until is None or before <= filters.until):
+        high = f"({before!r}"  # exclusive: the page before ended on that score
     low = "-inf" if filters.since is None else filters.since
-    offset = 0
+    offset, cursor = 0, None
     while len(found) < limit and offset < scan_limit:
-        ids = connection.zrevrangebyscore(INDEX_KEY, high, low, start=offset, num=PAGE)
-        if not ids:
-            break
-        offset += len(ids)
+        entries = connection.zrevrangebyscore(INDEX_KEY, high, low, start=offset, num=min(PAGE, scan_limit - offset),
+                                              withscores=True)
+        if not entries:
+            return found, None
+        offset += len(entries)
         with connection.pipeline(transaction=False) as pipe:
-            for delivery_id in ids:
+            for delivery_id, _ in entries:
                 pipe.hgetall(RECORD_KEY.format(delivery_id.decode()))
             raws = pipe.execute()
-        for delivery_id, raw in zip(ids, raws):
+        for (delivery_id, score), raw in zip(entries, raws):
+            cursor = score
             if not raw:
                 continue  # expired between the index and the record
             record = summary(delivery_id.decode(), raw)
@@ -82,7 +96,7 @@ def find(connection: redis.Redis, filters: Filters, limit: int = 50, scan_limit:
                 found.append(record)
                 if len(found) == limit:
                     break
-    return found
+    return found, cursor
 
 
 def summary(delivery_id: str, raw: dict) -> dict:

@@ -98,6 +98,8 @@ class Settings:
     worker_mode: str = "fork"
     # Unset means the admin API is off: no token that could leak, no endpoint that could be guessed.
     admin_token: str | None = field(default=None, repr=False)
+    # A console sign-in lasts a working day; signing out ends it at once.
+    admin_session_seconds: int = 8 * 3600
     # RQ's idle worker heartbeats every worker_ttl - 15 s (405 s) and its key lives worker_ttl + 60 s (480 s).
     ready_worker_seconds: int = 480
     # "required" unless the Redis add-on's certificate cannot be verified (Heroku's are self-signed).
@@ -143,6 +145,7 @@ class Settings:
             log_format=_choice(env, "BRIDGE_LOG_FORMAT", ("auto", "json", "text"), "auto"),
             worker_mode=_choice(env, "BRIDGE_WORKER_MODE", ("fork", "inline"), "fork"),
             admin_token=_token(env, "BRIDGE_ADMIN_TOKEN"),
+            admin_session_seconds=_int(env, "BRIDGE_ADMIN_SESSION_SECONDS", 8 * 3600) or 8 * 3600,
             ready_worker_seconds=_int(env, "BRIDGE_READY_WORKER_SECONDS", 480),
             redis_tls_verify=_choice(env, "BRIDGE_REDIS_TLS_VERIFY", ("required", "none"), "required"),
             redis_tls_ca_file=Path(env["BRIDGE_REDIS_TLS_CA_FILE"]) if env.get("BRIDGE_REDIS_TLS_CA_FILE") else None,

@@ -6,7 +6,7 @@ import logging
 import time
 
 import redis
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import HTTPException
 
@@ -61,6 +61,7 @@ def _receive(runtime, name: str):
     """Read the body within its limit, verify the sender on the raw bytes, then decode, match and queue."""
     ruleset, source = _source(name)
     raw = read_body(request.environ, runtime.settings.max_body_bytes)
+    g.hook_raw = raw  # for the refused-request log, should this request be refused after all
     inbound = Inbound.of(request.method, called_url(), request.headers, raw, limits=runtime.settings.body_limits)
     preset = PRESETS[source.type]
     if preset.ping(inbound, source.options):
@@ -132,6 +133,7 @@ def refuse(runtime, source: str, error: BridgeError) -> None:
     log.warning("webhook refused: %s", error.message, extra={"source": source, "status": error.status})
     if isinstance(error, NotFound):
         return  # the name is anyone's guess: no metric label for it
+    _keep_refused(runtime, source, error)
     outcome = "unauthorized" if isinstance(error, Unauthorized) else "invalid"
     try:
         metrics.count(runtime.redis, "bridge_deliveries_total", source=source, outcome=outcome)
@@ -139,6 +141,22 @@ def refuse(runtime, source: str, error: BridgeError) -> None:
             metrics.count(runtime.redis, "bridge_signature_failures_total", source=source)
     except redis.RedisError:
         pass  # the count is best effort; the refusal stands
+
+
+def _keep_refused(runtime, name: str, error: BridgeError) -> None:
+    """Keep a refused request, redacted and with a hint, for the console and `bridge deliveries --refused`."""
+    from .console import refused
+
+    try:
+        source = runtime.rules.get().sources.get(name)
+    except ConfigErrors:
+        return
+    if source is None:
+        return
+    secrets = secrets_of(source.options.get("secret")) + secrets_of(source.options.get("password"))
+    refused.keep(runtime.redis, refused.entry(
+        name, source.type, source.options, error.status, type(error).__name__, error.message, request.method,
+        request.path, request.headers, request.args, g.get("hook_raw"), secrets, runtime.settings.max_body_bytes))
 
 
 def register_error_handlers(app) -> None:

@@ -1,6 +1,7 @@
 """The bridge as it is deployed: a real `bridge worker`, Redis stopping, the embedded mode (the Procfile: test_procfile.py)."""
 
 import json
+import re
 import shlex
 import shutil
 import signal
@@ -115,9 +116,18 @@ def test_embedded_mode_runs_everything_from_one_command(tmp_path):
         assert [item["id"] for item in json.loads(listed.stdout)] == [response.json()["delivery_id"]]
         again = requests.post(f"{base}/hooks/shop", headers=headers, data=body.encode(), timeout=10)
         assert again.status_code == 200 and again.json()["duplicate"] is True
+        # The console answers with the token made for this data folder, and shows the delivery.
+        token = (tmp_path / "data" / "admin-token").read_text().strip()
+        assert (tmp_path / "data" / "admin-token").stat().st_mode & 0o077 == 0
+        browser = requests.Session()
+        form = browser.get(f"{base}/admin/", timeout=10)
+        nonce = re.search(r'name="nonce" value="([^"]+)"', form.text).group(1)
+        signed_in = browser.post(f"{base}/admin/ui/login", data={"nonce": nonce, "token": token}, timeout=10)
+        assert signed_in.ok and response.json()["delivery_id"] in signed_in.text
     finally:
         output = stop(serve, sig=signal.SIGINT)
     assert "EMBEDDED mode" in output and f"curl -s -X POST {base}/hooks/shop" in output
+    assert f"console:   {base}/admin/  (sign in with the admin token {token} ," in output
     assert serve.returncode == 0, output
     assert (tmp_path / "data" / "redis.db").exists()
 

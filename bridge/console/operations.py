@@ -1,0 +1,76 @@
+"""Console pages for operating the bridge: refused requests, rules and their errors, queue and workers, bulk retry."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import redirect, render_template, request, url_for
+from rq import Queue, Worker
+from rq.registry import DeferredJobRegistry, FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+
+from ..history import parse_time
+from ..recovery import failed_jobs, retry_job
+from . import refused
+from .auth import blueprint, notify, runtime
+from .deliveries import current_rules
+
+log = logging.getLogger("bridge.console")
+BULK_LIMIT = 1_000
+
+
+@blueprint.get("/ui/refused")
+def refusals():
+    """List the refused requests kept, newest first, with their reason and a hint."""
+    ruleset = current_rules()
+    source = request.args.get("source") or None
+    return render_template("refused.html", items=refused.recent(runtime().redis, source, limit=200), source=source,
+                           sources=sorted(ruleset.sources) if ruleset else [], per_source=refused.PER_SOURCE,
+                           days=refused.TTL // 86400)
+
+
+def queue_state() -> dict:
+    """Return the queue's depth, its registries' sizes and the workers on it."""
+    connection, name = runtime().redis, runtime().settings.queue_name
+    queue = Queue(name, connection=connection)
+    workers = Worker.all(queue=queue)
+    return {
+        "queued": queue.count,
+        "running": StartedJobRegistry(name, connection=connection).count,
+        "scheduled": ScheduledJobRegistry(name, connection=connection).count,
+        "waiting": DeferredJobRegistry(name, connection=connection).count,
+        "failed": FailedJobRegistry(name, connection=connection).count,
+        "workers": [{"name": worker.name, "state": worker.get_state(), "heartbeat": worker.last_heartbeat,
+                     "job": worker.get_current_job_id()} for worker in workers],
+    }
+
+
+@blueprint.get("/ui/health")
+def health():
+    """Show the loaded rule files, the errors of the latest reload, the queue, the workers and failed work."""
+    live = runtime().rules
+    ruleset = current_rules()
+    errors = live.error.errors if live.error else []
+    return render_template("health.html", ruleset=ruleset, errors=errors, state=queue_state(),
+                           directory=runtime().settings.rules_dir)
+
+
+@blueprint.post("/ui/retry")
+def bulk_retry():
+    """Queue failed jobs again in bulk, chosen by rule, connection and time of failure."""
+    rule, lms = request.form.get("rule") or None, request.form.get("connection") or None
+    try:
+        since, until = parse_time(request.form.get("since") or None), parse_time(request.form.get("until") or None)
+    except ValueError as error:
+        notify(f"nothing retried: {error}")
+        return redirect(url_for("console.health"))
+    connection, settings = runtime().redis, runtime().settings
+    chosen = []
+    for job in failed_jobs(connection, settings, rule, lms, since, until):
+        chosen.append(job.id)
+        if len(chosen) == BULK_LIMIT:
+            break
+    requeued = sum(retry_job(connection, settings, job_id)[0] for job_id in chosen)
+    log.info("failed jobs retried from the console", extra={"jobs": chosen})
+    notify(f"queued {requeued} failed job(s) again" + (f" (the first {BULK_LIMIT}; retry again for more)"
+                                                      if len(chosen) == BULK_LIMIT else ""))
+    return redirect(url_for("console.health"))
