@@ -110,7 +110,7 @@ def serve_embedded(settings: Settings, host: str, port: int, env: dict) -> int:
     base_url = f"http://127.0.0.1:{port}"
     write_record(settings, base_url, url, demo=[name for name in demo_env(base_url) if not os.environ.get(name)],
                  env_file=env["BRIDGE_ENV_FILE"])
-    env = {**env, "REDIS_URL": url}
+    env = {**env, "REDIS_URL": url, "BRIDGE_ADMIN_TOKEN": admin_token(settings)}
     children = [
         subprocess.Popen([sys.executable, "-m", "bridge", "worker"], env=env),
         subprocess.Popen(
