@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import time
 
 import pytest
 import yaml
@@ -16,6 +15,7 @@ from bridge.cli import cli
 from bridge.console import refused
 from bridge.embedded import DEMO_SECRETS
 from bridge.history import Filters, page
+from tests.processes import wait_for
 from tests.rule_files import EXAMPLE_RULES
 from tests.signing import hr_post, woo_post
 from tests.test_pipeline import ORDER, fault
@@ -353,9 +353,13 @@ def test_health_shows_files_queue_workers_and_reload_errors_with_file_and_line(s
     assert "The files load without errors" in text and "shop.yaml" in text and "No worker is running" in text
     assert "enroll-buyer-on-completed-order" in text
     (rules / "shop.yaml").write_text((rules / "shop.yaml").read_text().replace("equals: completed", "equalz: completed"))
-    time.sleep(0.05)  # a new modification time for the reloader, not a wait for an outcome
-    text = client.get("/admin/ui/health").get_data(as_text=True)
-    assert "does not load" in text and re.search(r"shop\.yaml:\d+:\d+", text)
+    # Rules reload in the background: wait (bounded) until the page reports the broken edit.
+    def broken() -> str | None:
+        text = client.get("/admin/ui/health").get_data(as_text=True)
+        return text if "does not load" in text else None
+
+    text = wait_for(broken, what="the health page to show the broken edit")
+    assert re.search(r"shop\.yaml:\d+:\d+", text)
 
 
 def test_bulk_retry_requeues_the_failed_jobs(signed_in, failed_order, work):
