@@ -368,3 +368,17 @@ def test_bulk_retry_requeues_the_failed_jobs(signed_in, failed_order, work):
     assert "queued 1 failed job(s) again" in signed_in.get(reply.headers["Location"]).get_data(as_text=True)
     work()
     assert '<b id="failed-count">0</b>' in signed_in.get("/admin/ui/health").get_data(as_text=True)
+
+
+def test_deliveries_that_need_attention_are_shown_filtered_counted_and_retried_in_bulk(signed_in, client, work, sandbox):
+    from tests.test_outcomes import BUYER, account_in_no_course, order
+
+    account_in_no_course(sandbox, BUYER)
+    reply = client.post("/hooks/shop", **woo_post(order(601))).get_json()
+    work()
+    assert rows(signed_in, "?status=needs-attention") == [reply["delivery_id"]]
+    assert 'class="badge needs-attention">needs attention<' in signed_in.get("/admin/ui/deliveries").get_data(as_text=True)
+    health = signed_in.get("/admin/ui/health").get_data(as_text=True)
+    assert '<b id="failed-count">1</b>' in health and '<b id="attention-count">1</b>' in health
+    retried = signed_in.post("/admin/ui/retry", data={"csrf": csrf_of(signed_in), "needs_attention": "1"})
+    assert "queued 1 failed job(s) again" in signed_in.get(retried.headers["Location"]).get_data(as_text=True)

@@ -20,7 +20,7 @@ PAGE_SIZE = 50
 # A filtered page reads at most this many records, so that a rare match cannot make a page slow.
 SCAN_LIMIT = 5_000
 FILTERS = ("status", "source", "rule", "connection", "email", "since", "until")
-LABELS = {"unmatched": "no rule matched", "needs-attention": "needs attention"}
+LABELS = {"unmatched": "no rule matched", "needs-attention": "needs attention", "held": "held (LMS login)"}
 
 
 @blueprint.app_template_filter("when")

@@ -9,6 +9,7 @@ from rq import Queue, Worker
 from rq.registry import DeferredJobRegistry, FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from ..history import parse_time
+from ..metrics import NEEDS_ATTENTION_KEY
 from ..recovery import failed_jobs, retry_job
 from . import refused
 from .auth import blueprint, notify, runtime
@@ -33,15 +34,27 @@ def queue_state() -> dict:
     connection, name = runtime().redis, runtime().settings.queue_name
     queue = Queue(name, connection=connection)
     workers = Worker.all(queue=queue)
+    failed = FailedJobRegistry(name, connection=connection)
     return {
         "queued": queue.count,
         "running": StartedJobRegistry(name, connection=connection).count,
         "scheduled": ScheduledJobRegistry(name, connection=connection).count,
         "waiting": DeferredJobRegistry(name, connection=connection).count,
-        "failed": FailedJobRegistry(name, connection=connection).count,
+        "failed": failed.count,
+        "needs_attention": len(needing_attention(connection, failed.key)),
         "workers": [{"name": worker.name, "state": worker.get_state(), "heartbeat": worker.last_heartbeat,
                      "job": worker.get_current_job_id()} for worker in workers],
     }
+
+
+def needing_attention(connection, failed_key: str) -> set[str]:
+    """Return the ids of failed jobs that wait for a person (an LMS that cannot tell the bridge someone's id)."""
+    members = [member.decode() for member in connection.smembers(NEEDS_ATTENTION_KEY)]
+    with connection.pipeline(transaction=False) as pipe:
+        for member in members:
+            pipe.zscore(failed_key, member)
+        scores = pipe.execute() if members else []
+    return {member for member, score in zip(members, scores) if score is not None}
 
 
 @blueprint.get("/ui/health")
@@ -64,8 +77,13 @@ def bulk_retry():
         notify(f"nothing retried: {error}")
         return redirect(url_for("console.health"))
     connection, settings = runtime().redis, runtime().settings
+    only = None
+    if request.form.get("needs_attention"):
+        only = needing_attention(connection, FailedJobRegistry(settings.queue_name, connection=connection).key)
     chosen = []
     for job in failed_jobs(connection, settings, rule, lms, since, until):
+        if only is not None and job.id not in only:
+            continue
         chosen.append(job.id)
         if len(chosen) == BULK_LIMIT:
             break
