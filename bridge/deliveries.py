@@ -7,12 +7,14 @@ import json
 import random
 import time
 import uuid
+import zlib
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
+from itertools import chain
 from importlib import resources
 
 import redis
-from rq import Callback, Queue, Retry
+from rq import Callback, Queue
 from rq.utils import current_timestamp, now, utcformat
 
 from . import metrics
@@ -33,7 +35,6 @@ REPLAY_KEY_PREFIX = b"bridge:replay:"
 SUBJECT_KEY = "bridge:subject:{}"
 INDEX_TRIM_CHANCE = 0.01
 FAILURE_CALLBACK = "bridge.jobs.on_failure"
-_FAILURE_CALLBACK = Callback(FAILURE_CALLBACK)
 # A delivery's status is its jobs' worst: one failed job makes the delivery failed. "needs-attention": an LMS
 # has the person but cannot tell the bridge their id; "held": waiting for its connection to log in again;
 # "skipped": the LMS had nothing to do (removing someone it does not have).
@@ -129,6 +130,9 @@ def accept(connection: redis.Redis, settings: Settings, batch: list[tuple[dict, 
             for outcome, first in zip(plan.outcomes, answers)]
 
 
+flatten = chain.from_iterable
+
+
 def subject_key(subject: str) -> str:
     """Return the key holding the last job about a subject."""
     return SUBJECT_KEY.format(hashlib.sha256(subject.encode()).hexdigest()[:32])
@@ -206,45 +210,45 @@ class _Plan:
         duplicate_counters = [metrics.field("bridge_deliveries_total", source=source, outcome="duplicate"),
                               metrics.field("bridge_duplicates_total", source=source)]
         jobs = [self._job(decision, job_id, stored, subjects[decision.rule.name]) for decision, job_id in zip(matched, job_ids)]
-        self.events += [delivery_id, len(keys), *(part for key in keys for part in key),
+        self.events += [delivery_id, len(keys), *flatten(keys),
                         len(duplicate_counters), *duplicate_counters,
-                        len(record) * 2, *(part for item in record.items() for part in item),
+                        len(record) * 2, *flatten(record.items()),
                         len(timeline), *timeline, now, len(counters), *counters,
-                        len(jobs), *(part for job in jobs for part in job)]
+                        len(jobs), *flatten(jobs)]
         self.outcomes.append(Outcome(delivery_id, source, event["event"], [d.rule.name for d in matched], job_ids, decided))
 
     def _job(self, decision: Decision, job_id: str, event: dict, subject: str | None) -> list:
         """Return one job's part of the script's arguments: its id, subject key, enqueue times and RQ's fields."""
-        rule, settings = decision.rule, self.settings
-        policy, policy_data, retry = _policy(self.ruleset, settings, rule)
-        job = self.queue.create_job(
-            JOB_FUNCTION,
-            args=(job_payload(rule, event, self.ruleset, retry=policy_data),),
-            job_id=job_id,
-            timeout=settings.job_timeout,
-            result_ttl=settings.delivery_ttl,
-            failure_ttl=settings.delivery_ttl,
-            ttl=settings.delivery_ttl,
-            description=f"rule {rule.name} for delivery {event['delivery_id']}",
-            meta={"delivery_id": event["delivery_id"], "rule": rule.name, "rules_version": self.ruleset.version,
-                  "subject": subject, "retry_max": policy.attempts},
-            retry=retry,
-            on_failure=_FAILURE_CALLBACK,
-        )
-        # RQ's own fields of the job; the script adds its status and either enqueued_at or its dependency.
-        fields = job.to_dict()
-        del fields["status"]
-        return [job_id, subject_key(subject) if subject else "", utcformat(now()), current_timestamp() + settings.delivery_ttl,
-                len(fields) * 2, *(part for item in fields.items() for part in item)]
+        rule, settings, serializer = decision.rule, self.settings, self.queue.serializer
+        policy, policy_data, fields = _job_template(self.queue, self.ruleset, settings, rule)
+        payload = job_payload(rule, event, self.ruleset, retry=policy_data)
+        meta = {"delivery_id": event["delivery_id"], "rule": rule.name, "rules_version": self.ruleset.version,
+                "subject": subject, "retry_max": policy.attempts}
+        # The fields RQ's Job.to_dict() gives a job of its own making, this job's own four among them.
+        created_at = utcformat(now())  # also its enqueued_at: the same moment, as far as anyone can tell
+        fields = {**fields, "created_at": created_at, "description": f"rule {rule.name} for delivery {event['delivery_id']}",
+                  "data": zlib.compress(serializer.dumps((JOB_FUNCTION, None, (payload,), {}))),
+                  "meta": serializer.dumps(meta)}
+        return [job_id, subject_key(subject) if subject else "", created_at, current_timestamp() + settings.delivery_ttl,
+                len(fields) * 2, *flatten(fields.items())]
 
 
-def _policy(ruleset: RuleSet, settings: Settings, rule) -> tuple[RetryPolicy, dict, Retry | None]:
-    """Return a rule's retry policy, as data for its jobs and as RQ's Retry: worked out once per rule set."""
-    key = ("retry", id(settings), rule.name)
+def _job_template(queue: Queue, ruleset: RuleSet, settings: Settings, rule) -> tuple[RetryPolicy, dict, dict]:
+    """Return a rule's retry policy (also as data) and the fields RQ gives each of its jobs, worked out once per rule set.
+
+    RQ builds them itself, for a job of the rule made with Queue.create_job; each job then only
+    adds what is its own (created_at, description, data, meta), serialized as RQ serializes them.
+    """
+    key = ("job", id(settings), rule.name)
     if key not in ruleset.memo:
         connection = ruleset.connections.get(rule.actions[0]["connection"])
         policy = RetryPolicy.of(settings, connection.spec.get("retry") if connection else None, rule.retry)
-        ruleset.memo[key] = policy, asdict(policy), policy.rq_retry()
+        prototype = queue.create_job(JOB_FUNCTION, job_id="prototype", timeout=settings.job_timeout,
+                                     result_ttl=settings.delivery_ttl, failure_ttl=settings.delivery_ttl,
+                                     ttl=settings.delivery_ttl, retry=policy.rq_retry(), on_failure=Callback(FAILURE_CALLBACK))
+        fields = {name: value for name, value in prototype.to_dict().items()
+                  if name not in ("status", "created_at", "description", "data", "meta")}
+        ruleset.memo[key] = policy, asdict(policy), fields
     return ruleset.memo[key]
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from .conditions import evaluate_all
 from .errors import TemplateError
 from .rules import Rule, RuleSet
-from .templating import render_value
+from .templating import plain_path, render_value
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,27 @@ def subject_of(rule: Rule, event: dict) -> str | None:
     """Return who a matched rule is about (lower-cased), or None when its subject cannot be rendered."""
     if not rule.subject:
         return None
-    try:
-        value = render_value(rule.subject, {**event, "steps": {}})
-    except TemplateError:
-        return None
+    value = _read_path(rule.subject, event)
+    if value is _UNREAD:
+        try:
+            value = render_value(rule.subject, {**event, "steps": {}})
+        except TemplateError:
+            return None
     text = str(value).strip().lower() if value not in (None, "") else ""
     return text or None
+
+
+_UNREAD = object()
+
+
+def _read_path(text: str, event: dict):
+    """Read a subject that is a plain path of dict keys as Jinja would, without Jinja; _UNREAD when it is not that simple."""
+    plain = plain_path(text)
+    if plain is None or plain[0][0] == "steps":
+        return _UNREAD
+    value = event
+    for name in plain[0]:
+        if not isinstance(value, dict) or name not in value:
+            return _UNREAD  # Jinja decides: an attribute, or a missing key
+        value = value[name]
+    return str(value).lower() if plain[1] else value

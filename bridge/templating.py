@@ -31,6 +31,22 @@ _FILTER_NAME = re.compile(rf"\| *({_IDENT})")
 _KEYWORDS = frozenset({"and", "or", "not", "in", "is", "if", "else", "true", "false", "none", "True", "False", "None"})
 
 
+_PATH_FIELD = re.compile(rf"^\{{\{{ *({_IDENT}(?:\.{_IDENT})*) *(\| *lower *)?\}}\}}$")
+
+
+@lru_cache(maxsize=4096)
+def plain_path(text: str) -> tuple[tuple[str, ...], bool] | None:
+    """Return (names, lower) for a field that only reads a path, `{{ body.a.b }}` or `{{ body.a.b | lower }}`, else None.
+
+    Such a field can be read without Jinja (the per-person ordering reads one in every request).
+    """
+    match = _PATH_FIELD.match(text)
+    if not match:
+        return None
+    names = tuple(match.group(1).split("."))
+    return None if _KEYWORDS.intersection(names) else (names, bool(match.group(2)))
+
+
 class TableKeyError(ValueError):
     """A key is not in a rule file's table."""
 

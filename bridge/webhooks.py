@@ -85,7 +85,7 @@ def _receive(runtime, name: str):
         return jsonify(source=name, deliveries=[], message="the body holds no events; nothing queued"), 200
     secrets = secrets_of(source.options.get("secret")) + secrets_of(source.options.get("password"))
     outcomes = accept(runtime.redis, runtime.settings, batch, raw, ruleset, secrets, signed)
-    for outcome in outcomes:
+    for outcome in outcomes if log.isEnabledFor(logging.INFO) else ():
         log.info("delivery %s", "duplicate" if outcome.duplicate_of else "queued" if outcome.matched else "unmatched",
                  extra={"delivery_id": outcome.duplicate_of or outcome.delivery_id, "source": name, "event": outcome.event,
                         "rules": outcome.matched, "jobs": outcome.jobs})

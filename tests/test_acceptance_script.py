@@ -3,6 +3,7 @@
 import os
 import re
 import subprocess
+import zlib
 
 import pytest
 from rq import Queue
@@ -51,6 +52,10 @@ def test_jobs_written_by_the_script_are_what_rq_itself_writes(client, redis_conn
     jobs = [Job.fetch(job_id, connection=redis_conn) for job_id in (first, second)]
     assert [job.get_status() for job in jobs] == [JobStatus.QUEUED, JobStatus.DEFERRED]
     assert jobs[1].dependency_ids == [first] and jobs[1].allow_dependency_failures
+    for job in jobs:  # the call and meta are serialized as RQ serializes those of a job it creates
+        own = Job.create(job.func_name, args=job.args, kwargs=job.kwargs, meta=job.meta, connection=redis_conn)
+        assert written[job.id]["fields"][b"data"] == zlib.compress(own.data)
+        assert written[job.id]["fields"][b"meta"] == own.serializer.dumps(own.meta)
     forget_rq_keys(redis_conn)
     queue = Queue("bridge", connection=redis_conn)
     for job in jobs:

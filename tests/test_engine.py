@@ -1,3 +1,6 @@
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bridge.engine import decide_all, job_payload
 from bridge.rules import load_rules
 from tests.rule_files import EXAMPLE_RULES
@@ -33,3 +36,26 @@ def test_event_name_filters_rules():
     assert [(d.rule.name, d.matched) for d in decisions] == [
         ("create-account-on-hire", True), ("remove-account-on-leave", False)]
     assert decisions[1].reason == "event is 'employee.hired', rule is for employee.left"
+
+
+_values = st.recursive(st.one_of(st.none(), st.integers(), st.text(max_size=5), st.booleans()),
+                       lambda inner: st.dictionaries(st.sampled_from(["a", "b", "email", "items"]), inner, max_size=3), max_leaves=6)
+
+
+@settings(max_examples=300)
+@given(body=_values, path=st.lists(st.sampled_from(["a", "b", "email", "items"]), min_size=1, max_size=3),
+       lower=st.booleans())
+def test_a_plain_path_subject_reads_as_jinja_renders_it(body, path, lower):
+    from bridge.engine import _UNREAD, _read_path
+    from bridge.errors import TemplateError
+    from bridge.templating import render_value
+
+    text = "{{ body." + ".".join(path) + (" | lower" if lower else "") + " }}"
+    event = {"body": body, "headers": {}, "query": {}}
+    fast = _read_path(text, event)
+    if fast is _UNREAD:
+        return
+    try:
+        assert fast == render_value(text, {**event, "steps": {}})
+    except TemplateError:
+        raise AssertionError(f"read {fast!r} where Jinja fails")
