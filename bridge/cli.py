@@ -194,18 +194,13 @@ def _stored_delivery(delivery_id: str) -> dict:
 
 
 def _print_test_entry(ruleset, delivery_id: str) -> None:
-    import yaml
-
-    from .ruletests import explain, stored_event, test_entry
+    from .ruletests import delivery_test, test_yaml
 
     record = _stored_delivery(delivery_id)
     if record["source"] not in ruleset.sources:
         raise click.UsageError(f"source {record['source']!r} of delivery {delivery_id} is not declared in the rule files")
-    explanation = explain(ruleset, stored_event(record))
-    entry = test_entry(explanation, f"delivery {delivery_id} ({record['source']}, {record['event'] or 'no event name'})")
-    text = yaml.safe_dump([entry], sort_keys=False, allow_unicode=True, width=120)
-    click.echo(f"# paste under tests: in a rule file (secrets in the stored body were replaced by [redacted])")
-    click.echo("\n".join(f"  {line}" if line else line for line in text.splitlines()))
+    click.echo("# paste under tests: in a rule file (secrets in the stored body were replaced by [redacted])")
+    click.echo(test_yaml(delivery_test(ruleset, record)), nl=False)
 
 
 @cli.command()

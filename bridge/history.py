@@ -13,6 +13,8 @@ import redis
 from .deliveries import ATTEMPTS_KEY, INDEX_KEY, RECORD_KEY, STATUSES, delivery_status, load_record
 
 PAGE = 200
+SUMMARY_FIELDS = ("id", "received_at", "source", "event", "decisions", "jobs", "subjects", "connections", "duplicates",
+                  "replay_of")
 _AGE = re.compile(r"([0-9]+)([smhd])")
 _AGE_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -49,6 +51,18 @@ class Filters:
         if self.status is not None and self.status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {self.status!r}")
 
+    def rejects(self, raw: dict[bytes, bytes]) -> bool:
+        """Tell from a stored hash, without decoding all of it, that a record fails the source, status, subject or connection filter."""
+        if self.source is not None and raw.get(b"source") != self.source.encode():
+            return True
+        if self.status is not None:
+            jobs = {key.decode(): value.decode() for key, value in raw.items() if key.startswith(b"job:")}
+            if delivery_status(jobs) != self.status:
+                return True
+        if self.subject is not None and self.subject.strip().lower() not in json.loads(raw.get(b"subjects") or b"[]"):
+            return True
+        return self.connection is not None and self.connection not in json.loads(raw.get(b"connections") or b"[]")
+
     def keep(self, record: dict) -> bool:
         """Tell whether a record passes every filter."""
         matched = [d["rule"] for d in record["decisions"] if d["matched"]]
@@ -78,25 +92,43 @@ def page(connection: redis.Redis, filters: Filters, limit: int = 50, before: flo
     low = "-inf" if filters.since is None else filters.since
     offset, cursor = 0, None
     while len(found) < limit and offset < scan_limit:
-        entries = connection.zrevrangebyscore(INDEX_KEY, high, low, start=offset, num=min(PAGE, scan_limit - offset),
-                                              withscores=True)
+        # An unfiltered page needs `limit` records: read no more the first time.
+        batch = min(PAGE if offset else max(limit, 1), scan_limit - offset)
+        entries = connection.zrevrangebyscore(INDEX_KEY, high, low, start=offset, num=batch, withscores=True)
         if not entries:
             return found, None
         offset += len(entries)
-        with connection.pipeline(transaction=False) as pipe:
-            for delivery_id, _ in entries:
-                pipe.hgetall(RECORD_KEY.format(delivery_id.decode()))
-            raws = pipe.execute()
+        raws = _summaries(connection, [delivery_id.decode() for delivery_id, _ in entries])
         for (delivery_id, score), raw in zip(entries, raws):
             cursor = score
-            if not raw:
-                continue  # expired between the index and the record
+            if not raw or filters.rejects(raw):
+                continue  # expired between the index and the record, or not wanted
             record = summary(delivery_id.decode(), raw)
             if filters.keep(record):
                 found.append(record)
                 if len(found) == limit:
                     break
     return found, cursor
+
+
+def _summaries(connection: redis.Redis, ids: list[str]) -> list[dict[bytes, bytes]]:
+    """Read what listings need of each record (not its bodies): two pipelined round trips, whatever the bodies weigh."""
+    with connection.pipeline(transaction=False) as pipe:
+        for delivery_id in ids:
+            pipe.hmget(RECORD_KEY.format(delivery_id), *SUMMARY_FIELDS)
+        rows = [{name.encode(): value for name, value in zip(SUMMARY_FIELDS, values) if value is not None}
+                for values in pipe.execute()]
+    with connection.pipeline(transaction=False) as pipe:
+        fields = []
+        for delivery_id, row in zip(ids, rows):
+            fields.append([f"job:{job}" for job in json.loads(row.get(b"jobs") or b"[]")] if b"id" in row else [])
+            if fields[-1]:
+                pipe.hmget(RECORD_KEY.format(delivery_id), *fields[-1])
+        statuses = iter(pipe.execute())
+    for row, names in zip(rows, fields):
+        if names:
+            row.update({name.encode(): value for name, value in zip(names, next(statuses)) if value is not None})
+    return [row if b"id" in row else {} for row in rows]
 
 
 def summary(delivery_id: str, raw: dict) -> dict:

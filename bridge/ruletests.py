@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import yaml
+
 from .actions import Run, run_actions
 from .bodies import decode_body
 from .conditions import same
 from .engine import Decision, decide_all, job_payload
 from .errors import BridgeError
+from .redaction import REDACTED
 from .rules import RuleSet, RuleTest
 from .sources import PRESETS, Inbound
 
@@ -208,12 +211,28 @@ def stored_event(record: dict) -> dict:
             "headers": record["headers"] or {}, "query": record["query"] or {}, "body": record["event_body"]}
 
 
+# Headers a rule test does not need: transport details, and what proves the sender (a test checks no signature).
+_TRANSPORT = {"host", "content-length", "content-type", "user-agent", "accept", "accept-encoding", "connection",
+              "expect", "x-request-id", "via", "forwarded"}
+_PROOF_WORDS = ("signature", "hmac", "token", "secret", "authorization", "cookie", "x-forwarded-", "timestamp")
+
+
+def test_headers(headers: dict) -> dict:
+    """Return the stored headers a rule test should carry: those rules may read, not transport or proof."""
+    return {name: str(value) for name, value in sorted((headers or {}).items())
+            if name.lower() not in _TRANSPORT and not any(word in name.lower() for word in _PROOF_WORDS)
+            and value != REDACTED}
+
+
 def test_entry(explanation: Explanation, name: str) -> dict:
     """Write a rule test that pins down what the current rules do with an event (for `bridge test --from-delivery`)."""
     event = explanation.event
     entry: dict[str, Any] = {"name": name, "source": event["source"]}
     if event["event"]:
         entry["event"] = event["event"]
+    headers = test_headers(event["headers"])
+    if headers:
+        entry["headers"] = headers
     if event["query"]:
         entry["query"] = {key: str(value) for key, value in event["query"].items()}
     entry["body"] = event["body"]
@@ -226,3 +245,15 @@ def test_entry(explanation: Explanation, name: str) -> dict:
                              for record in rule_run.run.records if not record.skipped]
     entry["expect"] = expect
     return entry
+
+
+def delivery_test(ruleset: RuleSet, record: dict) -> dict:
+    """Write the rule test of a stored delivery: what the current rules do with its event."""
+    explanation = explain(ruleset, stored_event(record))
+    return test_entry(explanation, f"delivery {record['id']} ({record['source']}, {record['event'] or 'no event name'})")
+
+
+def test_yaml(entry: dict) -> str:
+    """Write a rule test as YAML, indented to paste under `tests:`."""
+    text = yaml.safe_dump([entry], sort_keys=False, allow_unicode=True, width=120)
+    return "\n".join(f"  {line}" if line else line for line in text.splitlines()) + "\n"

@@ -10,15 +10,15 @@ from flask import abort, redirect, render_template, request, url_for
 from ..errors import BridgeError, ConfigErrors, NotFound
 from ..history import STATUSES, Filters, page, parse_time, show
 from ..recovery import replay, retry_job
-from ..ruletests import explain
+from ..ruletests import explain, stored_event, test_entry, test_yaml
 from .auth import blueprint, notify, runtime
-from .explain import event_of, explain_decisions, performed_actions, pretty, rule_test, rule_test_yaml
+from .explain import explain_decisions, pretty
 
 log = logging.getLogger("bridge.console")
 
 PAGE_SIZE = 50
 # A filtered page reads at most this many records, so that a rare match cannot make a page slow.
-SCAN_LIMIT = 5_000
+SCAN_LIMIT = 2_000
 FILTERS = ("status", "source", "rule", "connection", "email", "since", "until")
 LABELS = {"unmatched": "no rule matched", "needs-attention": "needs attention", "held": "held (LMS login)"}
 
@@ -35,6 +35,13 @@ def when(seconds: float | None) -> str:
 def label(status: str) -> str:
     """Name a status as people say it."""
     return LABELS.get(status, status)
+
+
+@blueprint.app_template_filter("in_rules")
+def in_rules(path: str) -> str:
+    """Show a rule file's path relative to the rules folder."""
+    folder = str(runtime().settings.rules_dir.resolve())
+    return path[len(folder) + 1:] if path and path.startswith(folder + "/") else path
 
 
 @blueprint.app_template_filter("pretty")
@@ -102,20 +109,20 @@ def delivery(delivery_id: str):
     if record is None:
         abort(404, f"no delivery {delivery_id!r} (it may have expired)")
     ruleset = current_rules()
-    rendered, rendered_error = None, None
+    rendered, rendered_error, rule_test = None, None, None
     if ruleset is not None and record["source"] in ruleset.sources:
         try:
-            rendered = explain(ruleset, event_of(record))
+            rendered = explain(ruleset, stored_event(record))
         except BridgeError as error:
             rendered_error = error.message
-    matched = [d["rule"] for d in record["decisions"] or [] if d["matched"]]
-    # Actions go into the test only when today's rules still match what the delivery matched.
-    same_rules = rendered is not None and [d.rule.name for d in rendered.decisions if d.matched] == matched
-    test = rule_test(record, performed_actions(rendered) if same_rules else None)
+        else:
+            # The same entry as `bridge test --from-delivery`: what the current rules do with this event.
+            name = f"delivery {record['id']} ({record['source']}, {record['event'] or 'no event name'})"
+            rule_test = test_yaml(test_entry(rendered, name))
     return render_template(
         "delivery.html", record=record, explained=explain_decisions(record, ruleset), rendered=rendered,
-        rendered_error=rendered_error, rule_test=rule_test_yaml(test), ruleset=ruleset,
-        failed_jobs=[job for job, status in record["job_status"].items() if status == "failed"],
+        rendered_error=rendered_error, rule_test=rule_test, ruleset=ruleset,
+        failed_jobs=[job for job, status in record["job_status"].items() if status in ("failed", "needs-attention")],
     )
 
 
