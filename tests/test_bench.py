@@ -56,3 +56,9 @@ def test_rules_scale_prints_its_ratios():
     output = run_bench("rules_scale.py", "--rounds", "20", "--rules", "200")
     assert ratio_line(output, "indexed:") and ratio_line(output, "scan:")
     assert float(ratio_line(output, "load:").split("ratio")[1]) > 0
+
+
+def test_console_pages_prints_its_ratio():
+    output = run_bench("console_pages.py", "--deliveries", "300", "--small", "20", "--rounds", "2")
+    assert "stored 300 deliveries" in output
+    assert float(ratio_line(output, "ratio 300/20 stored, median page time: worst ").split()[7]) > 0
