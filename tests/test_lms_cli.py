@@ -129,3 +129,51 @@ def test_a_course_the_lms_does_not_know_exits_1(bridge_lms):
     result = bridge_lms("learners", "box", "999")
 
     assert result.exit_code == 1 and 'Unknown "Course" id "999"' in result.stderr
+
+
+def test_sync_learns_everyone_the_courses_show_with_progress(bridge_lms, lms_sandbox, redis14, redis_name, redis_url, tmp_path):
+    from bridge.lms import build_connector
+    from tests.test_lms_coursebox import made_outside_the_bridge
+
+    (tmp_path / "connections.yaml").write_text(CONNECTIONS.format(
+        box=redis_name, box_url=lms_sandbox.coursebox_url, box_email=COURSEBOX_EMAIL,
+        kit_url=lms_sandbox.coursetoolkit_url, kit_user=COURSETOOLKIT_API_USER))
+    first = made_outside_the_bridge(lms_sandbox, "first@example.com", 42)
+    second = made_outside_the_bridge(lms_sandbox, "second@example.com", 7)
+    connector = build_connector(redis_name, {"type": "coursebox", "url": lms_sandbox.coursebox_url,
+                                             "email": COURSEBOX_EMAIL, "password": "x"}, redis=redis14)
+    connector.identities.remember("gone@example.com", str(first))  # contradicted: the LMS shows first@ there
+
+    result = bridge_lms("sync", redis_name, redis_url=redis_url, rules=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "[1/3] course 42 Onboarding: 2 people",  # first@ and the administrator
+        "[2/3] course 7 Food Safety: 2 people",
+        "[3/3] course 13 Customer Service: 1 people",
+        f"learned 3 id(s) from 3 of 3 course(s): 3 new, 0 changed, 1 dropped because the LMS shows their id "
+        f"under another email; 3 known for '{redis_name}' now"]
+    assert connector.identities.all() == {"first@example.com": str(first), "second@example.com": str(second),
+                                          COURSEBOX_EMAIL: "1"}
+    again = json.loads(bridge_lms("sync", redis_name, "--json", redis_url=redis_url, rules=tmp_path).output)
+    assert again["new"] == 0 and again["complete"] is True and again["known"] == 3
+    kit = bridge_lms("sync", "kit", redis_url=redis_url, rules=tmp_path)
+    assert kit.exit_code == 1 and "its API lists no users" in kit.stderr
+
+
+def test_link_refuses_an_id_of_someone_else_and_remembers_a_checked_one(bridge_lms, lms_sandbox, redis14, redis_name, redis_url, tmp_path):
+    from tests.test_lms_coursebox import made_outside_the_bridge
+
+    (tmp_path / "connections.yaml").write_text(CONNECTIONS.format(
+        box=redis_name, box_url=lms_sandbox.coursebox_url, box_email=COURSEBOX_EMAIL,
+        kit_url=lms_sandbox.coursetoolkit_url, kit_user=COURSETOOLKIT_API_USER))
+    uid = made_outside_the_bridge(lms_sandbox, "pat@example.com", 13)
+
+    wrong = bridge_lms("link", redis_name, "pat@example.com", "1", redis_url=redis_url, rules=tmp_path)
+    assert wrong.exit_code == 1 and f"user 1 of '{redis_name}' is {COURSEBOX_EMAIL}, not pat@example.com" in wrong.stderr
+    missing = bridge_lms("link", redis_name, "pat@example.com", "9999", redis_url=redis_url, rules=tmp_path)
+    assert missing.exit_code == 1 and 'Unknown "WineUser" id "9999"' in missing.stderr
+    linked = bridge_lms("link", redis_name, "Pat@Example.com", str(uid), redis_url=redis_url, rules=tmp_path)
+    assert linked.exit_code == 0 and "bridge deliveries --status needs-attention --email Pat@Example.com" in linked.output
+    kit = bridge_lms("link", "kit", "learner@sandbox.test", "1001", "--json", redis_url=redis_url, rules=tmp_path)
+    assert json.loads(kit.output) == {"connection": "kit", "email": "learner@sandbox.test", "user_id": "1001",
+                                      "checked": True}
