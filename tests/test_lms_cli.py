@@ -26,12 +26,17 @@ connections:
 """
 
 
+def write_connections(folder, sandbox, box: str = "box"):
+    """Write the connections file: a Coursebox connection named `box` and a Course Toolkit one named kit."""
+    (folder / "connections.yaml").write_text(CONNECTIONS.format(
+        box=box, box_url=sandbox.coursebox_url, box_email=COURSEBOX_EMAIL,
+        kit_url=sandbox.coursetoolkit_url, kit_user=COURSETOOLKIT_API_USER))
+    return folder
+
+
 @pytest.fixture
 def rules_dir(tmp_path, lms_sandbox):
-    (tmp_path / "connections.yaml").write_text(CONNECTIONS.format(
-        box="box", box_url=lms_sandbox.coursebox_url, box_email=COURSEBOX_EMAIL,
-        kit_url=lms_sandbox.coursetoolkit_url, kit_user=COURSETOOLKIT_API_USER))
-    return tmp_path
+    return write_connections(tmp_path, lms_sandbox)
 
 
 @pytest.fixture
@@ -93,9 +98,7 @@ def test_user_by_id_and_by_email_with_toolkit_permissions(bridge_lms):
 
 
 def test_learners_teach_the_bridge_emails_through_redis(bridge_lms, lms_sandbox, redis14, redis_name, redis_url, tmp_path):
-    (tmp_path / "connections.yaml").write_text(CONNECTIONS.format(
-        box=redis_name, box_url=lms_sandbox.coursebox_url, box_email=COURSEBOX_EMAIL,
-        kit_url=lms_sandbox.coursetoolkit_url, kit_user=COURSETOOLKIT_API_USER))
+    write_connections(tmp_path, lms_sandbox, box=redis_name)
     bridge_lms("ping", redis_name, redis_url=redis_url, rules=tmp_path)
     user = bridge_lms("user", redis_name, "1", "--json", redis_url=redis_url, rules=tmp_path)
     assert json.loads(user.output)["email"] == COURSEBOX_EMAIL
@@ -135,9 +138,7 @@ def test_sync_learns_everyone_the_courses_show_with_progress(bridge_lms, lms_san
     from bridge.lms import build_connector
     from tests.test_lms_coursebox import made_outside_the_bridge
 
-    (tmp_path / "connections.yaml").write_text(CONNECTIONS.format(
-        box=redis_name, box_url=lms_sandbox.coursebox_url, box_email=COURSEBOX_EMAIL,
-        kit_url=lms_sandbox.coursetoolkit_url, kit_user=COURSETOOLKIT_API_USER))
+    write_connections(tmp_path, lms_sandbox, box=redis_name)
     first = made_outside_the_bridge(lms_sandbox, "first@example.com", 42)
     second = made_outside_the_bridge(lms_sandbox, "second@example.com", 7)
     connector = build_connector(redis_name, {"type": "coursebox", "url": lms_sandbox.coursebox_url,
@@ -163,9 +164,7 @@ def test_sync_learns_everyone_the_courses_show_with_progress(bridge_lms, lms_san
 def test_link_refuses_an_id_of_someone_else_and_remembers_a_checked_one(bridge_lms, lms_sandbox, redis14, redis_name, redis_url, tmp_path):
     from tests.test_lms_coursebox import made_outside_the_bridge
 
-    (tmp_path / "connections.yaml").write_text(CONNECTIONS.format(
-        box=redis_name, box_url=lms_sandbox.coursebox_url, box_email=COURSEBOX_EMAIL,
-        kit_url=lms_sandbox.coursetoolkit_url, kit_user=COURSETOOLKIT_API_USER))
+    write_connections(tmp_path, lms_sandbox, box=redis_name)
     uid = made_outside_the_bridge(lms_sandbox, "pat@example.com", 13)
 
     wrong = bridge_lms("link", redis_name, "pat@example.com", "1", redis_url=redis_url, rules=tmp_path)
