@@ -23,7 +23,7 @@ SECRET_FIELDS = {"api-key", "password", "x-access-token"}
 REDACTED = "***"
 FAULT_KEYS = {"status", "drop", "count", "retry_after", "latency", "path", "body"}
 # What a sandbox with a state file keeps across restarts: what an LMS keeps. Calls, tokens and faults are of one run.
-KEPT = ("users", "courses", "activities", "enrollments", "invites", "next_id")
+KEPT = ("users", "passwords", "courses", "activities", "enrollments", "invites", "next_id")
 
 SEED_TOOLKIT_USERS = [{"userid": "1001", "email": "learner@sandbox.test", "first_name": "Lena", "last_name": "Learner",
                        "permissions": {"42": "all", "7": ["m1", "m2"]}}]
