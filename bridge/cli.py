@@ -329,8 +329,6 @@ def _stamp(seconds: float) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def deliveries(status, source, rule, lms, subject, since, until, limit, refused, as_json):
     """List deliveries, newest first (or, with --refused, the requests a hook URL refused)."""
-    import json
-
     from .history import Filters, find
 
     if refused:
@@ -340,11 +338,7 @@ def deliveries(status, source, rule, lms, subject, since, until, limit, refused,
         return
     filters = Filters(status, source, rule, lms, subject, _when(since), _when(until))
     found = find(_redis(_settings()), filters, limit=limit)
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-        return
-    if not found:
-        click.echo("no deliveries match")
+    if _printed_as_json_or_none(found, as_json, "no deliveries match"):
         return
     click.echo(f"{'received (UTC)':19}  {'status':9}  {'source':12}  {'event':24}  {'rules':30}  id")
     for item in found:
@@ -353,17 +347,22 @@ def deliveries(status, source, rule, lms, subject, since, until, limit, refused,
                    f"{(item['event'] or '-')[:24]:24}  {rules[:30]:30}  {item['id']}")
 
 
-def _print_refused(source: str | None, since: float | None, limit: int, as_json: bool) -> None:
+def _printed_as_json_or_none(found: list, as_json: bool, nothing: str) -> bool:
+    """Print a listing as JSON, or say that it is empty; tell whether that was all there was to print."""
     import json
 
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+    elif not found:
+        click.echo(nothing)
+    return as_json or not found
+
+
+def _print_refused(source: str | None, since: float | None, limit: int, as_json: bool) -> None:
     from .console.refused import recent
 
     found = recent(_redis(_settings()), source, since, limit)
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-        return
-    if not found:
-        click.echo("no refused requests kept")
+    if _printed_as_json_or_none(found, as_json, "no refused requests kept"):
         return
     for item in found:
         click.echo(f"{_stamp(item['at'])}  {item['status']}  {item['source']:12}  {item['reason']}")

@@ -119,6 +119,9 @@ def test_an_operator_finds_explains_retries_and_tests_a_delivery_in_the_browser(
     browser.get(f"{base}/admin/ui/deliveries")
     wait(browser).until(lambda driver: len(driver.find_elements(By.CSS_SELECTOR, "#rows td.id")) == 2)
     shoot(browser, "deliveries")
+    # Live refresh: a new delivery shows up on the open page without a reload.
+    post_order(base, DEMO_ORDER.replace("1001", "1003"))
+    wait(browser).until(lambda driver: len(driver.find_elements(By.CSS_SELECTOR, "#rows td.id")) == 3)
     browser.get(f"{base}/admin/ui/deliveries?status=failed")
     wait(browser).until(expected_conditions.element_to_be_clickable((By.LINK_TEXT, delivery_id))).click()
     assert wait(browser).until(expected_conditions.presence_of_element_located((By.ID, "status"))).text == "failed"
