@@ -62,3 +62,10 @@ def test_console_pages_prints_its_ratio():
     output = run_bench("console_pages.py", "--deliveries", "300", "--small", "20", "--rounds", "2")
     assert "stored 300 deliveries" in output
     assert float(ratio_line(output, "ratio 300/20 stored, median page time: worst ").split()[7]) > 0
+
+
+def test_hostile_prints_every_case_and_the_worst_ratio():
+    output = run_bench("hostile.py", "--size", "30000", "--rounds", "1")
+    assert "benign json order, signed, 30000 B" in output and "status 202" in output
+    assert output.count("hostile ") >= 19 and "status 5" not in output
+    assert float(ratio_line(output, "ratio hostile/benign, worst: ").split()[3]) > 0

@@ -584,3 +584,15 @@ def test_hubspot_v1_returns_the_signed_body_and_v3_nothing():
     assert PRESETS["hubspot"].verify(v1, options, NOW) == body
     v3 = Inbound.of("POST", URL, sign_hubspot_v3(body, "client-secret"), body, [])
     assert PRESETS["hubspot"].verify(v3, options, NOW) is None
+
+
+def test_thrivecart_reads_its_secret_from_the_raw_form_before_decoding_anything():
+    # Past every decoding cap, and not even UTF-8 once unescaped: still refused on the secret alone.
+    raw = b"a" + b"[x]" * 40 + b"=%ff&" + b"tags[]=1&" * 1000 + b"thrivecart_secret=wrong&event=order.success"
+    inbound = Inbound.of("POST", URL, {"Content-Type": FORM}, raw)
+    with pytest.raises(Unauthorized, match="secret does not match"):
+        PRESETS["thrivecart"].verify(inbound, {"secret": "SECRETWORD"}, NOW)
+    assert "body" not in inbound.__dict__  # never decoded
+    assert not PRESETS["thrivecart"].ping(inbound, {"secret": "SECRETWORD"})
+    encoded = Inbound.of("POST", URL, {"Content-Type": FORM}, b"event=order.success&thrivecart_secret=SECRET%20WORD")
+    assert PRESETS["thrivecart"].verify(encoded, {"secret": "SECRET WORD"}, NOW) is None
