@@ -281,3 +281,9 @@ def test_a_changed_secret_in_the_env_file_takes_effect_without_a_restart(tmp_pat
     wait_for(lambda: client.post("/hooks/shop", **woo_post({**order, "id": 32}, secret="rotated-in-the-env-file")).status_code == 202,
              what="the rotated secret to be in force")
     assert client.post("/hooks/shop", **woo_post({**order, "id": 33})).status_code == 401
+
+
+def test_a_refused_deeply_nested_body_is_401_and_its_preview_kept(client, redis_conn):
+    nested = b"[" * 900 + b"]" * 900  # deeper than any recursion of the log's preview could follow
+    response = client.post("/hooks/hr", data=nested, content_type="application/json")
+    assert response.status_code == 401 and redis_conn.zcard(INDEX_KEY) == 0

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from urllib.parse import parse_qsl
 
 import redis
 
+from ..bodies import BodyLimits, decode_body
+from ..errors import BadRequest
 from ..redaction import is_secret_name, redact, scrub
 from .hints import SENDERS, hint, shape
 
@@ -22,6 +23,7 @@ PER_SOURCE = 100
 TTL = 7 * 24 * 3600
 PREVIEW_CHARS = 2000
 PREVIEW_READ = 64 * 1024  # a refused body is only parsed for its preview when it is this small
+PREVIEW_LIMITS = BodyLimits(fields=1000)
 _PROOF_WORDS = ("signature", "hmac", "sig", "auth", "token", "secret", "key", "cookie", "password")
 
 
@@ -44,11 +46,9 @@ def preview(raw: bytes | None, content_type: str, secrets: list[str]) -> str:
     data = None
     if len(raw) <= PREVIEW_READ:
         try:
-            if "form" in content_type:
-                data = dict(parse_qsl(text, keep_blank_values=True, max_num_fields=1000))
-            else:
-                data = json.loads(text)
-        except (ValueError, RecursionError):
+            # The receiver's own bounded decoding: a refused body is hostile more often than not.
+            data = decode_body(raw, content_type, PREVIEW_LIMITS)
+        except BadRequest:
             data = None  # not what it claims to be: shown as text
     shown = json.dumps(redact(data, secrets), ensure_ascii=False, default=str) if data is not None else scrub(text, secrets)
     return shown if len(shown) <= PREVIEW_CHARS else shown[:PREVIEW_CHARS] + " …"
