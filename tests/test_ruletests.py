@@ -121,3 +121,35 @@ def test_simulate_and_test_read_a_stored_delivery(client, redis_url, lms_env):
         shutil.rmtree(folder)
     missing = run("simulate", "--delivery", "nope", "--rules", str(EXAMPLE_RULES), env=env)
     assert missing.exit_code == 2 and "no delivery 'nope'" in missing.output
+
+
+def test_a_test_can_read_its_body_from_a_payload_file(tmp_path):
+    shutil.copytree(EXAMPLE_RULES, tmp_path / "rules")
+    (tmp_path / "payloads").mkdir()
+    (tmp_path / "payloads" / "order.json").write_text(json.dumps(
+        {"id": 9, "status": "completed", "billing": {"email": "Lu@Example.com"}, "line_items": [{"sku": "COURSE-13"}]}))
+    (tmp_path / "payloads" / "order.txt").write_text("event=order.success&base_product=6&customer%5Bemail%5D=lu%40example.com")
+    (tmp_path / "rules" / "payloads.yaml").write_text("""
+tests:
+  - name: a JSON payload file
+    source: shop
+    headers: {X-WC-Webhook-Topic: order.updated}
+    payload: ../payloads/order.json
+    expect:
+      rules: [enroll-buyer-on-completed-order]
+      actions:
+        - {action: create_user, with: {email: lu@example.com}}
+        - {action: enroll, with: {course_id: 13}}
+  - name: a form payload file
+    source: thrivecart
+    payload: ../payloads/order.txt
+    expect:
+      rules: [thrivecart-order-enrolls-the-customer]
+      actions:
+        - {action: create_user, with: {email: lu@example.com}}
+        - {action: enroll, with: {course_id: 13}}
+""")
+    result = run("test", str(tmp_path / "rules"))
+    assert result.exit_code == 0, result.output
+    assert "ok   " in result.output and "payloads.yaml:3: a JSON payload file" in result.output
+    assert "payloads.yaml:12: a form payload file" in result.output

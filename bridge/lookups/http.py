@@ -117,5 +117,12 @@ class HttpLookup(Connector):
                                                      **kwargs))
         except LMSError as error:
             extra = {"retry_after": error.retry_after} if isinstance(error, LMSRateLimited) else {}
-            raise type(error)(error.connection, error.operation, f"{path}: {error.detail}", error.http_status,
-                              **extra) from error
+            raise self.error(type(error), operation, f"{path}: {error.detail}", http_status=error.http_status,
+                             **extra) from error
+
+    def error(self, cls, operation: str, detail: str, secrets=(), **extra) -> LMSError:
+        """Build an error of the LMS error classes (so retries work alike), worded for a lookup."""
+        found = super().error(cls, operation, detail, secrets, **extra)
+        found.message = found.message.replace("LMS connection", "lookup connection", 1)
+        found.args = (found.message,)
+        return found
