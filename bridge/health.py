@@ -11,6 +11,7 @@ from rq import Queue, Worker
 
 from .errors import ConfigErrors, QueueUnavailable
 from .metrics import registry_for
+from .queue_state import read_state
 from .redaction import scrub
 
 blueprint = Blueprint("health", __name__)
@@ -40,7 +41,8 @@ def readyz():
     """Say whether Redis answers, the rules loaded without errors and a worker was seen recently; 503 if not."""
     runtime = current_app.extensions["bridge"]
     connection, redis_check = _redis(runtime)
-    checks = {"redis": redis_check, "rules": _rules(runtime.rules), "worker": _worker(runtime.settings, connection)}
+    checks = {"redis": redis_check, "rules": _rules(runtime.rules), "worker": _worker(runtime.settings, connection),
+              "jobs": _jobs(runtime.settings, connection)}
     ready = all(check["ok"] for check in checks.values())
     return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
 
@@ -91,6 +93,31 @@ def _worker(settings, connection: redis.Redis | None) -> dict:
         return {"ok": False, "workers": len(workers), "last_heartbeat_seconds": age,
                 "reason": f"the latest worker heartbeat is {age:.0f} s old, over the {limit} s allowed"}
     return {"ok": True, "workers": len(workers), "last_heartbeat_seconds": age}
+
+
+def _jobs(settings, connection: redis.Redis | None) -> dict:
+    """Count the jobs in each state; fail when one is later than the configured seconds past its time."""
+    if connection is None:
+        return {"ok": False, "reason": "unknown: Redis does not answer"}
+    try:
+        state = read_state(connection, settings.queue_name)
+    except redis.exceptions.RedisError as error:
+        return {"ok": False, "reason": f"jobs cannot be read: {type(error).__name__}"}
+    report = {"ok": True, "counts": state.counts, "overdue_seconds": {k: round(v, 1) for k, v in state.overdue.items()}}
+    limit = settings.ready_stuck_seconds
+    stuck = state.stuck(limit) if limit else {}
+    if stuck:
+        report["ok"] = False
+        report["reason"] = "; ".join(f"a {name} job is {seconds:.0f} s {STUCK_MEANING[name]}, over the {limit} s allowed"
+                                     for name, seconds in stuck.items())
+    return report
+
+
+# What being late means in each state, for /readyz's reason.
+STUCK_MEANING = {"queued": "in the queue (no worker takes jobs?)",
+                 "started": "past its lapsed heartbeat (abandoned, and no worker's upkeep retried it)",
+                 "scheduled": "past its due time (no scheduler running?)",
+                 "ready": "past its parent's end and still not queued"}
 
 
 def _aware(moment: datetime) -> datetime:

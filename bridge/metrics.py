@@ -50,15 +50,13 @@ def count(conn, name: str, amount: int = 1, **labels) -> None:
     conn.hincrby(COUNTERS_KEY, field(name, **labels), amount)
 
 
-def observe(conn, name: str, seconds: float, **labels) -> None:
-    """Add one observation to a histogram (cumulative buckets, sum and count), in one round trip."""
+def observe(pipe, name: str, seconds: float, **labels) -> None:
+    """Add one observation to a histogram (cumulative buckets, sum and count) to a pipeline."""
     series = field(name, **labels)
-    with conn.pipeline(transaction=False) as pipe:
-        for bucket in (*LATENCY_BUCKETS, float("inf")):
-            if seconds <= bucket:
-                pipe.hincrby(HISTOGRAMS_KEY, f"{series}|{bucket}", 1)
-        pipe.hincrbyfloat(HISTOGRAMS_KEY, f"{series}|sum", seconds)
-        pipe.execute()
+    for bucket in (*LATENCY_BUCKETS, float("inf")):
+        if seconds <= bucket:
+            pipe.hincrby(HISTOGRAMS_KEY, f"{series}|{bucket}", 1)
+    pipe.hincrbyfloat(HISTOGRAMS_KEY, f"{series}|sum", seconds)
 
 
 class RedisCollector(Collector):
@@ -72,6 +70,8 @@ class RedisCollector(Collector):
         from rq import Queue, Worker
         from rq.registry import FailedJobRegistry
 
+        from .queue_state import STATES, read_state
+
         counters = {name: CounterMetricFamily(name.removesuffix("_total"), text, labels=labels)
                     for name, (text, labels) in COUNTERS.items()}
         for series, value in self.connection.hgetall(COUNTERS_KEY).items():
@@ -80,25 +80,34 @@ class RedisCollector(Collector):
                 counters[name].add_metric(values, float(value))
         yield from counters.values()
         yield from self._histograms()
-        queue = Queue(self.queue_name, connection=self.connection)
+        state = read_state(self.connection, self.queue_name)
         depth = GaugeMetricFamily("bridge_queue_depth", "Jobs waiting in the queue.")
-        depth.add_metric([], queue.count)
+        depth.add_metric([], state.counts["queued"])
         yield depth
         oldest = GaugeMetricFamily("bridge_queue_oldest_job_age_seconds", "Age of the oldest waiting job (0 when none).")
-        first = queue.get_job_ids(0, 1)
-        job = queue.fetch_job(first[0]) if first else None
-        oldest.add_metric([], max(0.0, time.time() - job.enqueued_at.timestamp()) if job and job.enqueued_at else 0.0)
+        oldest.add_metric([], state.overdue["queued"])
         yield oldest
+        jobs = GaugeMetricFamily("bridge_queue_jobs", "Jobs in each of RQ's states (queued, started, deferred, "
+                                 "scheduled, ready, failed).", labels=("state",))
+        for name in STATES:
+            jobs.add_metric([name], state.counts[name])
+        yield jobs
+        overdue = GaugeMetricFamily("bridge_queue_overdue_seconds", "How late the most overdue job of a state is: "
+                                    "queued (waiting), started (heartbeat lapsed), scheduled (past due), ready (not queued).",
+                                    labels=("state",))
+        for name, seconds in state.overdue.items():
+            overdue.add_metric([name], seconds)
+        yield overdue
         registry = FailedJobRegistry(self.queue_name, connection=self.connection)
         failed = GaugeMetricFamily("bridge_failed_jobs", "Jobs in RQ's failed job registry.")
-        failed.add_metric([], registry.count)
+        failed.add_metric([], state.counts["failed"])
         yield failed
         attention = GaugeMetricFamily("bridge_jobs_needing_attention",
                                       "Failed jobs waiting for a person: an LMS user id to link, then a retry.")
         attention.add_metric([], self._needing_attention(registry.key))
         yield attention
         workers = GaugeMetricFamily("bridge_workers", "RQ workers alive on the queue.")
-        workers.add_metric([], Worker.count(queue=queue))
+        workers.add_metric([], Worker.count(queue=Queue(self.queue_name, connection=self.connection)))
         yield workers
 
     def _needing_attention(self, failed_key: str) -> int:

@@ -22,6 +22,13 @@ def _int(env: dict, name: str, default: int) -> int:
     return value
 
 
+def _positive(env: dict, name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
 def _float(env: dict, name: str, default: float) -> float:
     raw = env.get(name)
     if raw in (None, ""):
@@ -95,13 +102,22 @@ class Settings:
     rules_check_seconds: float = 1.0
     log_level: str = "info"
     log_format: str = "auto"
-    worker_mode: str = "fork"
+    # Threads keep LMS connections, tokens and parsed rules between jobs (bench/worker_throughput.py).
+    worker_mode: str = "threads"
+    # Jobs in flight per worker process: LMS calls wait on the network, not on the CPU.
+    worker_concurrency: int = 8
+    # A running job's heartbeat is renewed this often; one silent for three beats is abandoned and retried.
+    job_heartbeat_seconds: int = 30
+    # After SIGTERM, jobs in hand may finish for this long; then they stop after their step and are requeued.
+    shutdown_grace_seconds: float = 20.0
     # Unset means the admin API is off: no token that could leak, no endpoint that could be guessed.
     admin_token: str | None = field(default=None, repr=False)
     # A console sign-in lasts a working day; signing out ends it at once.
     admin_session_seconds: int = 8 * 3600
-    # RQ's idle worker heartbeats every worker_ttl - 15 s (405 s) and its key lives worker_ttl + 60 s (480 s).
-    ready_worker_seconds: int = 480
+    # A worker beats every job_heartbeat_seconds, idle or busy: four missed beats mean it is gone.
+    ready_worker_seconds: int = 120
+    # A job this long past the time it should have run (queued, ready, scheduled or abandoned) fails /readyz.
+    ready_stuck_seconds: int = 300
     # "required" unless the Redis add-on's certificate cannot be verified (Heroku's are self-signed).
     redis_tls_verify: str = "required"
     redis_tls_ca_file: Path | None = None
@@ -143,10 +159,14 @@ class Settings:
             rules_check_seconds=_float(env, "BRIDGE_RULES_CHECK_SECONDS", 1.0),
             log_level=_choice(env, "BRIDGE_LOG_LEVEL", ("debug", "info", "warning", "error"), "info"),
             log_format=_choice(env, "BRIDGE_LOG_FORMAT", ("auto", "json", "text"), "auto"),
-            worker_mode=_choice(env, "BRIDGE_WORKER_MODE", ("fork", "inline"), "fork"),
+            worker_mode=_choice(env, "BRIDGE_WORKER_MODE", ("threads", "fork"), "threads"),
+            worker_concurrency=_positive(env, "BRIDGE_WORKER_CONCURRENCY", 8),
+            job_heartbeat_seconds=_positive(env, "BRIDGE_JOB_HEARTBEAT_SECONDS", 30),
+            shutdown_grace_seconds=_float(env, "BRIDGE_SHUTDOWN_GRACE_SECONDS", 20.0),
             admin_token=_token(env, "BRIDGE_ADMIN_TOKEN"),
             admin_session_seconds=_int(env, "BRIDGE_ADMIN_SESSION_SECONDS", 8 * 3600) or 8 * 3600,
-            ready_worker_seconds=_int(env, "BRIDGE_READY_WORKER_SECONDS", 480),
+            ready_worker_seconds=_int(env, "BRIDGE_READY_WORKER_SECONDS", 120),
+            ready_stuck_seconds=_int(env, "BRIDGE_READY_STUCK_SECONDS", 300),
             redis_tls_verify=_choice(env, "BRIDGE_REDIS_TLS_VERIFY", ("required", "none"), "required"),
             redis_tls_ca_file=Path(env["BRIDGE_REDIS_TLS_CA_FILE"]) if env.get("BRIDGE_REDIS_TLS_CA_FILE") else None,
             env_file=Path(env["BRIDGE_ENV_FILE"]) if env.get("BRIDGE_ENV_FILE") else None,

@@ -3,11 +3,13 @@
 import json
 import shutil
 import subprocess
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
 from rq import Queue, Worker
+from rq.registry import ScheduledJobRegistry
 from rq.utils import utcformat
 
 from bridge import create_app
@@ -60,7 +62,7 @@ def test_not_ready_when_the_latest_worker_heartbeat_is_old(client, live_worker, 
     assert status == 503
     worker = body["checks"]["worker"]
     assert worker["ok"] is False and worker["last_heartbeat_seconds"] >= 1800
-    assert "over the 480 s allowed" in worker["reason"]
+    assert "over the 120 s allowed" in worker["reason"]
 
 
 def test_a_worker_of_another_queue_does_not_count(client, redis_conn):
@@ -178,3 +180,18 @@ def test_readyz_answers_under_gunicorn_with_two_workers_and_a_real_worker(redis_
     assert "Traceback" not in output and "Traceback" not in worker_output, output + worker_output
     assert '"GET /readyz HTTP/1.1" 200' in output  # the access log, on stdout
     assert "Booting worker" in output and output.count("Booting worker") == 2
+
+
+def test_jobs_in_each_state_are_counted_and_a_stuck_one_fails_readiness(client, live_worker, redis_conn):
+    queue = Queue("bridge", connection=redis_conn)
+    queue.enqueue_in(timedelta(hours=1), "bridge.jobs.run_rule", {})
+    status, body = readyz(client)
+    assert status == 200 and body["checks"]["jobs"]["ok"]
+    assert body["checks"]["jobs"]["counts"]["scheduled"] == 1
+    # A retry due an hour ago that nobody queued: no scheduler is running.
+    overdue = queue.enqueue_in(timedelta(seconds=1), "bridge.jobs.run_rule", {})
+    redis_conn.zadd(ScheduledJobRegistry("bridge", connection=redis_conn).key, {overdue.id: time.time() - 3600})
+    status, body = readyz(client)
+    assert status == 503 and body["checks"]["jobs"]["ok"] is False
+    assert "a scheduled job is 3600 s past its due time (no scheduler running?), over the 300 s allowed" in body["checks"]["jobs"]["reason"]
+    assert body["checks"]["jobs"]["counts"]["scheduled"] == 2

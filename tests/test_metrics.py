@@ -1,6 +1,11 @@
 """GET /metrics: Prometheus text, counted in Redis so every process adds to the same numbers."""
 
+from datetime import timedelta
+
 from prometheus_client.parser import text_string_to_metric_families
+from rq import Queue
+from rq.job import Job
+from rq.registry import ReadyJobRegistry
 
 from tests.signing import hr_post, woo_post
 from tests.test_pipeline import ORDER, fault
@@ -50,3 +55,18 @@ def test_failed_jobs_are_a_gauge(client, work, sandbox):
     found = samples(client)
     assert found[("bridge_failed_jobs", ())] == 1
     assert found[("bridge_jobs_total", (("outcome", "failed"), ("rule", "create-account-on-hire")))] == 1
+
+
+def test_jobs_in_every_state_are_counted(client, redis_conn):
+    hired = client.post("/hooks/hr", **hr_post({"event": "employee.hired", "id": "s1", "employee": {"email": "s@example.com"}})).get_json()
+    client.post("/hooks/hr", **hr_post({"event": "employee.left", "id": "s2", "employee": {"email": "s@example.com"}}))
+    queue = Queue("bridge", connection=redis_conn)
+    queue.enqueue_in(timedelta(hours=1), "bridge.jobs.run_rule", {})
+    hire_job = Job.fetch(hired["jobs"][0], connection=redis_conn)
+    queue.remove(hire_job)
+    ReadyJobRegistry("bridge", connection=redis_conn).add(hire_job)
+    found = samples(client)
+    counts = {state: found[("bridge_queue_jobs", (("state", state),))]
+              for state in ("queued", "started", "deferred", "scheduled", "ready", "failed")}
+    assert counts == {"queued": 0, "started": 0, "deferred": 1, "scheduled": 1, "ready": 1, "failed": 0}
+    assert found[("bridge_queue_overdue_seconds", (("state", "scheduled"),))] == 0
