@@ -49,10 +49,12 @@ def describe(response, secrets: list[str], elapsed: float) -> dict:
 
 
 def recorder(connector, store_ttl: int):
-    """Return a requests response hook that appends each exchange to the current job's delivery."""
+    """Return a requests response hook that adds each exchange to the running job's delivery history."""
 
     def hook(response, *args, **kwargs):
         from rq import get_current_job
+
+        from .ledger import current
 
         job = get_current_job()
         delivery = job.meta.get("delivery_id") if job else None
@@ -60,11 +62,19 @@ def recorder(connector, store_ttl: int):
             return response
         entry = describe(response, connector.secrets(), response.elapsed.total_seconds())
         entry.update(job=job.id, connection=connector.name)
-        key = ATTEMPTS_KEY.format(delivery)
-        with job.connection.pipeline(transaction=False) as pipe:
-            pipe.rpush(key, json.dumps(entry, default=str))
+        key, line = ATTEMPTS_KEY.format(delivery), json.dumps(entry, default=str)
+
+        def write(pipe):
+            pipe.rpush(key, line)
             pipe.expire(key, store_ttl)
-            pipe.execute()
+
+        ledger = current()
+        if ledger is not None:
+            ledger.add(write)  # sent with the step's checkpoint, or the job's end
+        else:
+            with job.connection.pipeline(transaction=False) as pipe:
+                write(pipe)
+                pipe.execute()
         return response
 
     return hook

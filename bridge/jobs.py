@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 
 from rq import get_current_job
@@ -16,6 +17,8 @@ from .actions import run_actions
 from .deliveries import note
 from .errors import BridgeError
 from .exchanges import recorder
+from .ledger import current as current_ledger
+from .ledger import open_ledger
 from .lms import ACTIONS, build_connector
 from .lms.errors import LMSNeedsAttention
 from .metrics import NEEDS_ATTENTION_KEY
@@ -26,6 +29,12 @@ from .settings import Settings
 log = logging.getLogger("bridge.jobs")
 
 
+class WorkerStopping(BridgeError):
+    """The worker is shutting down: the job stops between steps and is queued again, keeping its checkpoints."""
+
+    retryable = True
+
+
 class WorkerContext:
     """Settings, live rules and LMS connectors shared by the jobs of one worker process."""
 
@@ -33,19 +42,40 @@ class WorkerContext:
         self.settings = settings
         self.rules = LiveRules(settings.rules_dir, env=env, check_every=settings.rules_check_seconds,
                                env_file=settings.env_file)
-        self._connectors: dict = {}
+        # Set when the worker must stop: a job checks it before each step.
+        self.stopping = threading.Event()
+        # One connector (an HTTP session, its pooled connections) per thread: jobs in flight never share one.
+        self._local = threading.local()
 
     def connector(self, connection, redis):
-        """Return a connector for a connection, reusing its HTTP session while the spec is unchanged."""
+        """Return this thread's connector for a connection, reusing its HTTP session while the spec is unchanged."""
+        connectors = self._local.__dict__.setdefault("connectors", {})
         key = (connection.name, repr(sorted(connection.spec.items())))
-        if key not in self._connectors:
+        if key not in connectors:
             timeouts = (self.settings.lms_connect_timeout, self.settings.lms_read_timeout)
             connector = build_connector(connection.name, connection.spec, redis=redis, timeouts=timeouts)
             connector.session.hooks["response"].append(recorder(connector, self.settings.delivery_ttl))
-            connector.observer = lambda operation, seconds: metrics.observe(
-                redis, "bridge_lms_call_seconds", seconds, connection=connection.name, operation=operation)
-            self._connectors[key] = connector
-        return self._connectors[key]
+            connector.observer = _observer(redis, connection.name)
+            connectors[key] = connector
+        return connectors[key]
+
+
+def _observer(redis, connection: str):
+    """Return a connector's observer: call timings go into the running job's ledger, else straight to Redis."""
+
+    def observe(operation: str, seconds: float) -> None:
+        def write(pipe):
+            metrics.observe(pipe, "bridge_lms_call_seconds", seconds, connection=connection, operation=operation)
+
+        ledger = current_ledger()
+        if ledger is not None:
+            ledger.add(write)
+            return
+        with redis.pipeline(transaction=False) as pipe:
+            write(pipe)
+            pipe.execute()
+
+    return observe
 
 
 _context: WorkerContext | None = None
@@ -68,16 +98,18 @@ def run_rule(payload: dict):
     job = get_current_job()
     ctx = context()
     attempt = _attempt(job)
-    note(job.connection, payload["delivery_id"], job.id, "running", attempt=attempt, rule=payload["rule"])
-    job.connection.srem(NEEDS_ATTENTION_KEY, job.id)  # retried after a person linked the id
+    ledger = open_ledger(job)
+    ledger.flush(lambda pipe: note(pipe, payload["delivery_id"], job.id, "running", attempt=attempt, rule=payload["rule"]),
+                 lambda pipe: pipe.srem(NEEDS_ATTENTION_KEY, job.id))  # retried after a person linked the id
     try:
         run = _run(job, ctx, payload)
     except Exception as error:
         _plan_retry(job, ctx, payload, error)
+        ledger.flush()  # the failed step's exchanges, for `bridge show`
         raise
     outcome, detail = _outcome(run)
-    note(job.connection, payload["delivery_id"], job.id, outcome, attempt=attempt, rule=payload["rule"], **detail)
-    metrics.count(job.connection, "bridge_jobs_total", rule=payload["rule"], outcome=outcome)
+    ledger.flush(lambda pipe: note(pipe, payload["delivery_id"], job.id, outcome, attempt=attempt, rule=payload["rule"], **detail),
+                 lambda pipe: metrics.count(pipe, "bridge_jobs_total", rule=payload["rule"], outcome=outcome))
     log.info("job %s", outcome, extra={"delivery_id": payload["delivery_id"], "job_id": job.id, "rule": payload["rule"],
                                         "attempt": attempt, **detail})
     return {"rule": payload["rule"], "delivery_id": payload["delivery_id"], "steps": run.steps}
@@ -97,6 +129,8 @@ def _run(job, ctx: WorkerContext, payload: dict):
     done: dict = job.meta.setdefault("steps", {})
 
     def perform(action: dict, params: dict, label: str):
+        if ctx.stopping.is_set():
+            raise WorkerStopping(f"{label}: the worker is shutting down; the job is queued again and resumes here")
         connection = ruleset.connections.get(action["connection"])
         if connection is None:
             raise BridgeError(f"{label}: connection {action['connection']!r} is no longer declared in the rule files")
@@ -111,7 +145,7 @@ def _run(job, ctx: WorkerContext, payload: dict):
         connection = ruleset.connections.get(action["connection"])
         return ACTIONS[connection.type][action["action"]].problems(params) if connection else []
 
-    return run_actions(payload, perform, check, done, on_done=lambda key, result: job.save_meta())
+    return run_actions(payload, perform, check, done, on_done=lambda key, result: job.ledger.checkpoint())
 
 
 def _attempt(job) -> int:
@@ -122,6 +156,12 @@ def _attempt(job) -> int:
 
 def _plan_retry(job, ctx: WorkerContext, payload: dict, error: Exception) -> None:
     """Tell RQ whether and when to retry: permanent errors and too-old deliveries get no retry."""
+    if isinstance(error, WorkerStopping):
+        # Not the job's failure: queued again at once, without using up one of its retries.
+        job.retries_left = (job.retries_left or 0) + 1
+        job.retry_intervals = [0]
+        job.meta["stopped"] = True
+        return
     policy = RetryPolicy(**payload["retry"]) if payload.get("retry") else RetryPolicy.of(ctx.settings)
     # Anything the bridge did not classify (a bug, a dropped Redis connection) is retried: at least once beats lost.
     retryable = getattr(error, "retryable", True)
@@ -145,6 +185,11 @@ def on_failure(job, connection, kind, error, traceback) -> None:
     payload = job.args[0] if job.args else {}
     delivery = job.meta.get("delivery_id") or payload.get("delivery_id")
     if not delivery:
+        return
+    if job.meta.pop("stopped", False):
+        note(connection, delivery, job.id, "queued", rule=job.meta.get("rule"),
+             reason="the worker shut down between steps; queued again, resuming after the last completed step")
+        log.info("job queued again: the worker is shutting down", extra={"delivery_id": delivery, "job_id": job.id})
         return
     retrying = bool(job.retries_left and job.retries_left > 0)
     attempt = job.meta.pop("failed_attempt", None) or _attempt(job)  # none when RQ found the job abandoned

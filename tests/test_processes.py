@@ -33,7 +33,7 @@ def readme_curl() -> tuple[dict, str]:
     return headers, words[words.index("-d") + 1]
 
 
-@pytest.mark.parametrize("mode", ["fork", "inline"])
+@pytest.mark.parametrize("mode", ["threads", "fork"])
 def test_real_worker_process_performs_the_job(client, redis_conn, redis_url, lms_env, sandbox_calls, mode):
     reply = client.post("/hooks/shop", **woo_post(ORDER)).get_json()
     env = child_env(REDIS_URL=redis_url, RULES_DIR=EXAMPLE_RULES, BRIDGE_RETRY_INTERVALS="0", BRIDGE_WORKER_MODE=mode, **lms_env)
