@@ -40,13 +40,20 @@ def test_latency_prints_percentiles_and_its_ratio():
     assert ratio_line(output, "ratio bridge/baseline, first LMS call: p50 ")
 
 
-def test_worker_throughput_prints_its_ratio():
-    output = run_bench("worker_throughput.py", "--jobs", "5")
-    assert "bridge worker:     5 jobs" in output, output
+@pytest.mark.parametrize("mode", ["threads", "fork"])
+def test_worker_throughput_prints_its_ratio(mode):
+    output = run_bench("worker_throughput.py", "--jobs", "5", "--rounds", "1", "--mode", mode)
+    assert "bridge worker     5 jobs" in output, output
     assert float(ratio_line(output, "ratio worker/direct: ").split()[2]) > 0
 
 
-@pytest.mark.parametrize("script", ["acceptance.py", "latency.py", "worker_throughput.py"])
+def test_slow_lms_prints_the_rate_per_in_flight_count():
+    output = run_bench("slow_lms.py", "--latency", "0.05", "--in-flight", "1,2", "--jobs-per-slot", "1", "--rounds", "1")
+    assert ratio_line(output, "in flight  1: worker") and ratio_line(output, "in flight  2: worker")
+    assert float(ratio_line(output, "in flight  2: worker").split()[-1]) > 0
+
+
+@pytest.mark.parametrize("script", ["acceptance.py", "latency.py", "worker_throughput.py", "slow_lms.py"])
 def test_help_names_the_size_option(script):
     output = run_bench(script, "--help")
     assert any(option in output for option in ("--requests", "--samples", "--jobs"))
