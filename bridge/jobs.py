@@ -59,6 +59,15 @@ class WorkerContext:
             connectors[key] = connector
         return connectors[key]
 
+    def warm(self, redis) -> None:
+        """Build this thread's connectors ahead of its first job, so that no job waits for one."""
+        try:
+            ruleset = self.rules.get()
+        except BridgeError:
+            return  # the rule files are broken: the jobs will say so
+        for connection in ruleset.connections.values():
+            self.connector(connection, redis)
+
 
 def _observer(redis, connection: str):
     """Return a connector's observer: call timings go into the running job's ledger, else straight to Redis."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue as queues
 import signal
 import threading
 import time
@@ -39,6 +40,7 @@ class ThreadedWorker(Upkeep, BaseWorker):
         super().__init__(*args, **kwargs)
         self.concurrency, self.grace = concurrency, grace
         self._running: dict[str, tuple] = {}  # execution id -> (job, queue, execution)
+        self._handed: queues.SimpleQueue = queues.SimpleQueue()  # jobs for the lanes to take
         self._freed = threading.Event()
         self._stop_at: float | None = None
         self._rejoin = False
@@ -49,6 +51,8 @@ class ThreadedWorker(Upkeep, BaseWorker):
         if with_scheduler:
             self._backoff(lambda: self._start_scheduler(burst, logging_level))
         self._install_signal_handlers()
+        for number in range(self.concurrency):
+            threading.Thread(target=self._lane, name=f"lane {number + 1}", daemon=True).start()
         worked = False
         try:
             while self._stop_at is None:
@@ -92,18 +96,22 @@ class ThreadedWorker(Upkeep, BaseWorker):
         jobs.context().rules.get()  # a cheap stat when nothing changed
         execution = self.prepare_execution(job)
         self._running[execution.id] = (job, queue, execution)
-        threading.Thread(target=self._perform, args=(job, queue, execution), name=f"job {job.id}", daemon=True).start()
+        self._handed.put((job, queue, execution))
         return True
 
-    def _perform(self, job, queue, execution) -> None:
-        try:
-            self.perform_job(job, queue, execution)
-        except Exception:
-            # Redis went away while RQ recorded the outcome: the job stays "started" and upkeep retries it.
-            self.log.exception("Worker %s: could not record the outcome of job %s", self.name, job.id)
-        finally:
-            self._running.pop(execution.id, None)
-            self._freed.set()
+    def _lane(self) -> None:
+        """Run jobs one after another in this thread, whose LMS connectors (sessions, connections) live on."""
+        jobs.context().warm(self.connection)
+        while True:
+            job, queue, execution = self._handed.get()
+            try:
+                self.perform_job(job, queue, execution)
+            except Exception:
+                # Redis went away while RQ recorded the outcome: the job stays "started" and upkeep retries it.
+                self.log.exception("Worker %s: could not record the outcome of job %s", self.name, job.id)
+            finally:
+                self._running.pop(execution.id, None)
+                self._freed.set()
 
     def _beat_running(self) -> None:
         """Renew the heartbeats of jobs in flight every interval, so that they are not taken for abandoned."""
