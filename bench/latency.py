@@ -1,11 +1,11 @@
 """Benchmark: webhook-to-LMS-call latency when idle, p50 and p99, against the same path without the bridge.
 
-One signed order at a time is posted to the bridge under gunicorn; a real `bridge worker` on a
-real Redis performs the job against the LMS sandbox (`bridge sandbox`). The latency runs from just
+One signed order at a time is posted to the bridge under gunicorn; a real `bridge worker` (its default
+threads mode, or `--mode fork`) on a real Redis performs the job against the LMS sandbox (`bridge sandbox`). The latency runs from just
 before the POST to the time the sandbox recorded the LMS call, both read from this machine's clock.
 
 The baseline is the same trip without the bridge's work: a POST to a bare Flask app under the same
-gunicorn settings that enqueues an RQ job, run by a stock RQ worker (fork per job, as `bridge worker`),
+gunicorn settings that enqueues an RQ job, run by a stock RQ worker (RQ's default: a fork per job),
 which makes one LMS call to the sandbox on a new HTTP session. That same call made from here is
 printed too, for scale. Samples of both alternate, and each waits until the previous job has finished.
 
@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=positive(float), default=40.0, help="time bound of the timed samples (default 40)")
     parser.add_argument("--workers", type=positive(int), default=2, help="gunicorn workers of both receivers (default 2)")
     parser.add_argument("--threads", type=positive(int), default=4, help="gunicorn threads per worker (default 4)")
+    parser.add_argument("--mode", choices=("threads", "fork"), default="threads",
+                        help="BRIDGE_WORKER_MODE of the bridge's worker (default threads, the bridge's default)")
     parser.add_argument("--redis-url", help="a Redis database to use and EMPTY (default: a redis-server of our own)")
     options = parser.parse_args()
 
@@ -84,12 +86,13 @@ def main() -> None:
         settings = dict(workers=options.workers, threads=options.threads)
         bare = stack.gunicorn("bare app", "baseline:create_app()", child_env(REDIS_URL=url), pythonpath=BENCH, **settings)
         bridge = stack.gunicorn("bridge", "bridge:create_app()", bridge_env(url, sandbox), **settings)
-        workers = [stack.start("bridge worker", [PYTHON, "-m", "bridge", "worker"], bridge_env(url, sandbox)),
+        workers = [stack.start("bridge worker", [PYTHON, "-m", "bridge", "worker"],
+                               bridge_env(url, sandbox, BRIDGE_WORKER_MODE=options.mode)),
                    stack.start("rq worker", [PYTHON, str(BENCH / "baseline.py"), "worker", url, "bench-baseline"], child_env())]
         connection = redis.Redis.from_url(url)
         wait_for(lambda: connection.scard("rq:workers") >= 2, "both workers to register", watch=workers)
         print(f"latency: {options.samples} orders one at a time when idle; gunicorn {options.workers} worker(s) x "
-              f"{options.threads} thread(s) each side, one RQ worker each side, Redis {url}", flush=True)
+              f"{options.threads} thread(s) each side, one RQ worker each side (the bridge's in {options.mode} mode), Redis {url}", flush=True)
 
         bridge_client, bare_client = Client(bridge), Client(bare)
         payload = json.dumps({"url": toolkit}).encode()
