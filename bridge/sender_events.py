@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ EVENTS: dict[str, SenderEvents] = {
 TYPO_RATIO = 0.85
 
 
+@lru_cache(maxsize=4096)  # a rule set repeats its event names; difflib is slow
 def event_problem(source_type: str, name: str) -> tuple[str, str, str] | None:
     """Say (severity, message, fix) when a sender of this type does not produce an event name; None when it may."""
     events = EVENTS.get(source_type)
