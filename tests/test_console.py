@@ -381,3 +381,12 @@ def test_deliveries_that_need_attention_are_shown_filtered_counted_and_retried_i
     assert '<b id="failed-count">1</b>' in health and '<b id="attention-count">1</b>' in health
     retried = signed_in.post("/admin/ui/retry", data={"csrf": csrf_of(signed_in), "needs_attention": "1"})
     assert "queued 1 failed job(s) again" in signed_in.get(retried.headers["Location"]).get_data(as_text=True)
+
+
+def test_without_redis_the_console_says_so_in_a_page(settings_overrides, lms_env, redis_conn):
+    from tests.conftest import free_port
+
+    client = create_app({**settings_overrides, "redis_url": f"redis://127.0.0.1:{free_port()}/0"}, env=lms_env).test_client()
+    reply = sign_in(client)
+    assert reply.status_code == 503 and "Redis does not answer" in reply.get_data(as_text=True)
+    assert reply.headers["Content-Type"].startswith("text/html")

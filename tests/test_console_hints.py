@@ -72,3 +72,10 @@ def test_an_entry_keeps_no_signature_no_secret_and_no_raw_body():
     assert item["headers"]["user-agent"] == "WooCommerce" and item["query"]["page"] == "1"
     assert item["body"] == '{"password": "[redacted]", "note": "[redacted] here"}'
     assert item["at"] == 5.0 and "looks like hex" in item["hint"]
+
+
+def test_hubspot_v1_where_only_v3_is_taken():
+    said = refused_hint("hubspot", {"X-HubSpot-Signature": DIGEST.hex()}, reason="missing X-HubSpot-Signature-v3 header")
+    assert "older X-HubSpot-Signature (v1/v2)" in said and "versions:" in said
+    v3 = refused_hint("hubspot", {"X-HubSpot-Signature-v3": DIGEST.hex(), "X-HubSpot-Request-Timestamp": "1"})
+    assert "looks like hex; this preset expects base64" in v3

@@ -43,6 +43,9 @@ def shape(value: str) -> str:
 
 def expected_signature(source_type: str, options: Mapping) -> tuple[str, str, str, str] | None:
     """Return (header, encoding, prefix, algorithm) of a source that signs its body, None for other schemes."""
+    if source_type == "hubspot":
+        # v3 (base64 over method, URL, body and timestamp) when the request carries it or the source takes nothing else.
+        return ("x-hubspot-signature-v3", "base64", "", "sha256")
     if source_type == "generic":
         if options.get("auth") != "hmac" or not options.get("header"):
             return None
@@ -100,6 +103,9 @@ def hint(source_type: str, options: Mapping, reason: str, status: int, headers: 
         return ""
     signature = expected_signature(source_type, options)
     found = sorted({SENDERS[name] for name in headers if name in SENDERS} - {source_type})
+    if source_type == "hubspot" and "x-hubspot-signature" in headers and "x-hubspot-signature-v3" not in headers:
+        return ("this request carries HubSpot's older X-HubSpot-Signature (v1/v2) and no v3 signature: switch the app "
+                "to v3 at HubSpot, or list the older versions in the source's `versions:` (see docs/rules.md)")
     if reason.startswith("missing") and "header" in reason:
         if found:
             return (f"this request carries a {' or '.join(found)} signature, but the source is declared as type "
