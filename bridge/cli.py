@@ -38,7 +38,7 @@ def serve(port: int | None, host: str | None):
         _load(settings.rules_dir, env={**os.environ, **env_file_values(settings.env_file)})
         os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{host or '0.0.0.0'}:{port}", "bridge:create_app()"])
     from .discovery import find_embedded
-    from .embedded import embedded_env, serve_embedded, with_rules
+    from .embedded import embedded_env, refuse_public_demo_secrets, serve_embedded, with_rules
 
     found = find_embedded(settings)
     if found is not None and found.running:
@@ -47,6 +47,7 @@ def serve(port: int | None, host: str | None):
     env = embedded_env(settings, port)
     _load(settings.rules_dir, env={**env, **env_file_values(Path(env["BRIDGE_ENV_FILE"]))})
     try:
+        refuse_public_demo_secrets(host or "127.0.0.1", {**env, **env_file_values(Path(env["BRIDGE_ENV_FILE"]))})
         code = serve_embedded(settings, host or "127.0.0.1", port, env)
     except BridgeError as error:
         raise click.ClickException(error.message) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -9,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import BridgeError
+from .errors import BridgeError, ConfigError
 from .settings import Settings
 
 # The example rules of a checkout (the quick start's editable install): what the embedded mode runs unless RULES_DIR says.
@@ -18,7 +19,7 @@ EXAMPLE_RULES = Path(__file__).resolve().parent.parent / "examples" / "rules"
 # The example sources' secrets in the embedded mode, so that the README's signed curl line works.
 DEMO_SECRETS = {
     "WOOCOMMERCE_SECRET": "demo-woocommerce-secret",
-    "HR_WEBHOOK_TOKEN": "demo-hr-token",
+    "HR_WEBHOOK_TOKEN": "demo-hr-webhook-token",
     "STRIPE_WEBHOOK_SECRET": "whsec_demo-stripe-secret",
     "HUBSPOT_CLIENT_SECRET": "demo-hubspot-secret",
     "THRIVECART_SECRET": "demo-thrivecart-secret",
@@ -88,6 +89,18 @@ def admin_token(settings: Settings) -> str:
     with os.fdopen(fd, "w") as file:
         file.write(token + "\n")
     return token
+
+
+def refuse_public_demo_secrets(host: str, env: dict) -> None:
+    """Refuse to serve on anything but loopback while a source would accept the README's published demo secrets."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    used = sorted(name for name, value in DEMO_SECRETS.items() if env.get(name) == value)
+    if used and not loopback:
+        raise ConfigError(f"--host {host} would let anyone who read the README sign webhooks: {', '.join(used)} "
+                          "still hold the published demo values; set your own (or in .env), or serve on 127.0.0.1")
 
 
 def embedded_env(settings: Settings, port: int) -> dict:

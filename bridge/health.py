@@ -64,13 +64,13 @@ def _rules(live) -> dict:
     try:
         ruleset = live.get()
     except ConfigErrors as errors:
-        return {"ok": False, "reason": "the rule files have errors and no good set was ever loaded",
-                "errors": [error.message for error in errors.errors]}
+        # Public: how many, not which files or variables (`bridge check`, the logs and the admin API say that).
+        return {"ok": False, "errors": len(errors.errors),
+                "reason": "the rule files have errors and no good set was ever loaded; run `bridge check`"}
     if live.error is not None:
         # The bridge keeps serving the last good set, but a change is waiting that will not load.
-        return {"ok": False, "version": ruleset.version,
-                "reason": f"the latest change to the rule files has errors; still running version {ruleset.version}",
-                "errors": [error.message for error in live.error.errors]}
+        return {"ok": False, "version": ruleset.version, "errors": len(live.error.errors),
+                "reason": f"the latest change to the rule files has errors; still running version {ruleset.version}"}
     return {"ok": True, "version": ruleset.version, "rules": len(ruleset.rules)}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 REDACTED = "[redacted]"
 # A field or header whose name says it holds a secret is hidden whatever its value.
@@ -32,6 +32,14 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
 def _spellings(secret: str) -> tuple[str, ...]:
     """Return a secret's plain and URL-encoded spellings (worked out once: every stored string is scrubbed)."""
     return tuple({secret, quote_plus(secret), quote(secret, safe="")})
+
+
+def without_credentials(url: str) -> str:
+    """Return a URL with any user:password@ taken out, for messages and logs."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="[redacted]@" + parts.netloc.rpartition("@")[2]))
 
 
 def redact(value: Any, secrets: Iterable[str] = (), by_name: bool = True) -> Any:

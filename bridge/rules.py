@@ -30,7 +30,7 @@ class Source:
 
     name: str
     type: str
-    options: dict
+    options: dict = field(repr=False)  # it holds the source's secrets
     file: str
     line: int
 
@@ -41,7 +41,7 @@ class Connection:
 
     name: str
     type: str
-    spec: dict
+    spec: dict = field(repr=False)  # it holds the connection's credentials
     file: str
     line: int
 

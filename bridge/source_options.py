@@ -13,6 +13,7 @@ _SECRET = {"description": "the shared secret; a list accepts each of them, for a
            "oneOf": [{"type": "string", "minLength": 1},
                      {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}]}
 _SECRET_KEYS = ("secret", "password")
+SHORTEST_TOKEN = 16
 # Which generic keys each auth takes; the others are refused, so that a half-configured check is an error.
 _GENERIC_AUTH = {"none": (), "token": ("secret", "header", "query"), "basic": ("username", "password"),
                  "hmac": ("secret", "header", "algorithm", "encoding", "prefix")}
@@ -101,4 +102,16 @@ def validate_source_spec(spec) -> list[tuple[str | None, str]]:
             problems.append((key, f"{key!r} must be a non-empty string or a list of them"))
         else:
             problems.append((key, f"{'/'.join(map(str, path)) or 'source'}: {error.message}"))
-    return problems
+    return problems or _short_tokens(spec)
+
+
+def _short_tokens(spec: Mapping) -> list[tuple[str | None, str]]:
+    """Refuse a shared token that could be guessed: it is all that guards a public URL (never quoting it)."""
+    key = "password" if spec.get("auth") == "basic" else "secret"
+    if not (spec["type"] == "gumroad" or spec.get("auth") in ("token", "basic")):
+        return []
+    values = spec.get(key) if isinstance(spec.get(key), list) else [spec.get(key)]
+    if any(isinstance(value, str) and len(value) < SHORTEST_TOKEN for value in values):
+        return [(key, f"{key!r} must be at least {SHORTEST_TOKEN} characters: a shared token is all that guards "
+                      "this URL (try `openssl rand -hex 16`)")]
+    return []

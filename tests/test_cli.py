@@ -140,3 +140,25 @@ def test_check_refuses_a_pattern_re2_cannot_run_with_file_and_line(tmp_path, lms
     assert result.exit_code == 1, result.output
     assert f"{tmp_path / 'r.yaml'}:10:9: rule 'twice': bad regular expression '^(\\\\w)\\\\1$': invalid escape sequence: \\1" \
         in result.output
+
+
+def test_embedded_serve_refuses_the_published_demo_secrets_off_loopback(tmp_path, monkeypatch):
+    from bridge.embedded import DEMO_SECRETS
+
+    monkeypatch.chdir(tmp_path)
+    for name in DEMO_SECRETS:
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--port", "1"],
+                                env={"REDIS_URL": None, "RULES_DIR": None, "BRIDGE_DATA_DIR": str(tmp_path / "data")})
+    assert result.exit_code == 1, result.output
+    assert "--host 0.0.0.0 would let anyone who read the README sign webhooks" in result.output
+    assert "WOOCOMMERCE_SECRET" in result.output and "serve on 127.0.0.1" in result.output
+    assert not (tmp_path / "data").exists()
+
+
+def test_demo_secrets_are_fine_on_loopback_and_own_secrets_anywhere():
+    from bridge.embedded import DEMO_SECRETS, refuse_public_demo_secrets
+
+    for host in ("127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"):
+        refuse_public_demo_secrets(host, dict(DEMO_SECRETS))
+    refuse_public_demo_secrets("0.0.0.0", {name: f"own-{value}" for name, value in DEMO_SECRETS.items()})

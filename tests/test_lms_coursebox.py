@@ -9,7 +9,8 @@ import requests
 
 from bridge.lms import ACTIONS, LMSNotFound, LMSRejected, build_connector
 from bridge.lms.errors import LMSNeedsAttention
-from bridge.lms.coursebox import ATTRIBUTES, UPDATE_FIELDS, snake
+from bridge.lms.coursebox import ATTRIBUTES, UPDATE_FIELDS, Coursebox, snake
+from bridge.lms.coursebox_spec import segment
 from bridge.sandbox import COURSEBOX_EMAIL, COURSEBOX_PASSWORD
 from tests.lms_helpers import connectors, coursebox, live_sandbox, lms_sandbox  # noqa: F401
 from tests.lms_helpers import coursebox_spec as spec
@@ -257,3 +258,21 @@ def test_bad_specs_name_the_connection_and_the_key(change, said):
 
 def test_the_default_url_is_coursebox(connectors):
     assert connectors(NAME, {"type": "coursebox", "email": "e", "password": "p"}).url == "https://api.coursebox.ai"
+
+
+@pytest.mark.parametrize("user_id", ["..", ".", ""])
+def test_an_id_that_would_name_another_endpoint_is_refused_before_sending(coursebox, lms_sandbox, user_id):
+    with pytest.raises(LMSRejected, match="is empty, '.' or '..'; nothing was sent"):
+        coursebox.api("get_user", "GET", f"/api/WineUsers/{segment(user_id)}")
+    assert not [call for call in lms_sandbox.calls() if "/api/WineUsers/" in call["path"]]
+
+
+def test_credentials_in_the_url_setting_never_reach_a_message():
+    from bridge.lms.errors import LMSUnavailable
+
+    connector = Coursebox("cb", {"type": "coursebox", "url": "http://someone:pw-in-url@127.0.0.1:9/cb",
+                                 "email": "a@b.test", "password": "cb-password-1"}, timeouts=(1, 1))
+    with pytest.raises(LMSUnavailable) as caught:
+        connector.api("get_user", "GET", "/api/WineUsers/1")
+    assert "pw-in-url" not in str(caught.value) and "someone" not in str(caught.value) and "127.0.0.1" in str(caught.value)
+    assert "pw-in-url" not in repr(connector)

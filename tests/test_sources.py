@@ -442,9 +442,9 @@ def test_gumroad_retry_keeps_the_id_and_a_refund_gets_its_own():
 # --- generic ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("options", [
-    {"auth": "token", "secret": "tok", "header": "X-Hook-Token"},
-    {"auth": "token", "secret": "tok", "query": "token"},
-    {"auth": "basic", "username": "bridge", "password": "pw"},
+    {"auth": "token", "secret": "tok-0123456789abcdef", "header": "X-Hook-Token"},
+    {"auth": "token", "secret": "tok-0123456789abcdef", "query": "token"},
+    {"auth": "basic", "username": "bridge", "password": "pw-0123456789abcdef"},
     {"auth": "hmac", "secret": "k", "header": "X-Sig", "algorithm": "sha1"},
     {"auth": "hmac", "secret": "k", "header": "X-Sig", "algorithm": "sha512", "encoding": "base64"},
     {"auth": "hmac", "secret": "k", "header": "X-Sig", "prefix": "sha256="},
@@ -596,3 +596,29 @@ def test_thrivecart_reads_its_secret_from_the_raw_form_before_decoding_anything(
     assert not PRESETS["thrivecart"].ping(inbound, {"secret": "SECRETWORD"})
     encoded = Inbound.of("POST", URL, {"Content-Type": FORM}, b"event=order.success&thrivecart_secret=SECRET%20WORD")
     assert PRESETS["thrivecart"].verify(encoded, {"secret": "SECRET WORD"}, NOW) is None
+
+
+@pytest.mark.parametrize("spec", [
+    {"type": "generic", "auth": "token", "header": "X-Token", "secret": "short-token"},
+    {"type": "generic", "auth": "token", "query": "key", "secret": ["a-long-enough-token-1", "short"]},
+    {"type": "generic", "auth": "basic", "username": "u", "password": "pw"},
+    {"type": "gumroad", "secret": "abc"},
+])
+def test_shared_tokens_shorter_than_16_characters_are_a_load_error(spec):
+    key = "password" if spec.get("auth") == "basic" else "secret"
+    [(where, message)] = validate_source_spec(spec)
+    assert where == key and message.startswith(f"'{key}' must be at least 16 characters")
+    assert "short" not in message and "abc" not in message.replace("characters", "")
+    assert validate_source_spec({**spec, key: "0123456789abcdef"}) == []
+
+
+def test_reprs_of_sources_and_connections_hold_no_secret():
+    from bridge.lms.coursebox import Coursebox
+    from bridge.rules import Connection, Source
+
+    source = Source("shop", "woocommerce", {"secret": "wc-secret-value"}, "shop.yaml", 3)
+    spec = {"type": "coursebox", "url": "https://u:pw-in-url@lms.test", "email": "a@b.test", "password": "cb-pass"}
+    connection = Connection("cb", "coursebox", spec, "c.yaml", 2)
+    shown = repr(source) + repr(connection) + repr(Coursebox("cb", connection.spec))
+    assert "wc-secret-value" not in shown and "cb-pass" not in shown and "pw-in-url" not in shown
+    assert "shop.yaml" in shown and "lms.test" in shown

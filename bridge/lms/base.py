@@ -28,7 +28,7 @@ from bridge.lms.errors import (
 from bridge.lms.identity import IdentityMap
 from bridge.lms.limits import LimitReached, Limits
 from bridge.lms.store import make_store
-from bridge.redaction import scrub
+from bridge.redaction import scrub, without_credentials
 
 log = logging.getLogger("bridge.lms")
 
@@ -241,7 +241,7 @@ class Connector:
                              lease=sum(self.timeouts) + 10)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name!r} {self.url}>"
+        return f"<{type(self).__name__} {self.name!r} {without_credentials(self.url)}>"
 
     def __enter__(self):
         return self
@@ -280,7 +280,8 @@ class Connector:
 
     def secrets(self) -> list[str]:
         """Return every secret that must never appear in an error message."""
-        return [str(self.spec[key]) for key in self.secret_keys if self.spec.get(key)]
+        password = urlsplit(self.url).password  # a url setting written as https://user:password@host
+        return [str(self.spec[key]) for key in self.secret_keys if self.spec.get(key)] + ([password] if password else [])
 
     def error(self, cls: type[LMSError], operation: str, detail: str, secrets: Iterable[str] = (),
               **extra) -> LMSError:
@@ -293,7 +294,8 @@ class Connector:
 
         `secrets` are values this request carries (a new user's password) that an error must not repeat.
         """
-        host, secrets = urlsplit(url).netloc, tuple(secrets)
+        # The host alone: a url setting may carry user:password@, which no message repeats.
+        host, secrets = urlsplit(url).netloc.rpartition("@")[2], tuple(secrets)
         started = time.monotonic()
         try:
             with self.limits.slot():

@@ -75,6 +75,9 @@ class Coursebox(People, Connector):
 
     def api(self, operation: str, method: str, path: str, secrets=(), **kwargs):
         """Call an endpoint with the shared token; on a 401 get a new token once and repeat."""
+        if any(part in ("", ".", "..") for part in path.split("?")[0].split("/")[1:]):
+            # An id of "." or ".." (or none) would name another endpoint once the URL is normalized.
+            raise self.error(LMSRejected, operation, f"an id in {path!r} is empty, '.' or '..'; nothing was sent")
         def send(token: str):
             if token not in self._tokens:
                 self._tokens.append(token)
