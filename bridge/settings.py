@@ -179,8 +179,8 @@ class Settings:
         if unknown:
             raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
         values = dict(overrides)
-        for name in ("rules_dir", "data_dir"):
-            if name in values:
+        for name in ("rules_dir", "data_dir", "sandbox_state", "env_file"):
+            if values.get(name) is not None:
                 values[name] = Path(values[name])
         return replace(self, **values)
 
