@@ -81,7 +81,10 @@ def find_embedded(settings: Settings) -> EmbeddedBridge | None:
     except (OSError, ValueError):
         record = {}
     pid = record.get("pid")
-    running = isinstance(pid, int) and "stopped_at" not in record and _alive(pid)
+    url = record.get("redis_url") or ""
+    # A crashed serve leaves its record behind, and its pid may be another process's by now: its Redis socket is gone.
+    socket_there = not url.startswith("unix://") or Path(url.removeprefix("unix://").split("?")[0]).exists()
+    running = isinstance(pid, int) and "stopped_at" not in record and _alive(pid) and socket_there
     return EmbeddedBridge(
         data_dir=data_dir, running=running, pid=pid, url=record.get("url"),
         rules_dir=Path(record["rules_dir"]) if record.get("rules_dir") else None,

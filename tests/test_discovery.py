@@ -83,3 +83,8 @@ def test_the_embedded_bridge_reads_variables_from_dot_env_where_it_runs_and_so_d
     record(tmp_path / "data", redis_url, env_file=str(tmp_path / ".env"))
     env = find_embedded(settings).env({"OTHER": "1"})
     assert env.items() >= {"OTHER": "1", "NEW_SECRET": "from-dot-env", "WOOCOMMERCE_SECRET": DEMO_SECRETS["WOOCOMMERCE_SECRET"]}.items()
+
+
+def test_a_crashed_bridge_whose_socket_is_gone_is_not_running(tmp_path):
+    record(tmp_path / "data", f"unix://{tmp_path / 'gone.socket'}")  # pid alive (ours), no stopped_at, no socket
+    assert not find_embedded(Settings.from_env({"BRIDGE_DATA_DIR": str(tmp_path / "data")})).running
