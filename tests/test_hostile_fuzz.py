@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from bridge import create_app
 from bridge.deliveries import INDEX_KEY
-from tests.rule_files import write_rules
+from tests.rule_files import CONNECTIONS, write_rules
 from tests.signing import signed_request
 
 LIMIT = 24 * 1024
@@ -80,14 +80,7 @@ def fuzz_app(redis_url, tmp_path_factory, sandbox_server):
                       for name, options in SOURCES.items())
     rules = "".join(f"  - name: all-{name}\n    source: {name}\n    actions:\n      - connection: coursebox\n"
                     f"        action: get_user\n        with: {{user_id: 1}}\n" for name in SOURCES)
-    write_rules(folder, {"fuzz.yaml": f"sources:\n{sources}rules:\n{rules}", "connections.yaml": """
-        connections:
-          coursebox:
-            type: coursebox
-            url: ${COURSEBOX_URL}
-            email: ${COURSEBOX_EMAIL}
-            password: ${COURSEBOX_PASSWORD}
-    """})
+    write_rules(folder, {"fuzz.yaml": f"sources:\n{sources}rules:\n{rules}", "connections.yaml": CONNECTIONS})
     return create_app({"redis_url": redis_url, "rules_dir": folder, "max_body_bytes": LIMIT, "log_level": "error",
                        "replay_window": 0}, env=demo_env(sandbox_server.url))
 
