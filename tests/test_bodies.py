@@ -90,7 +90,7 @@ LIMITS = BodyLimits(fields=10, depth=3, key_length=10, number_length=5)
         (b'{"abcdefghijk": 1}', "application/json", "key longer than 10"),
         (b"abcdefghijk=1", "application/x-www-form-urlencoded", "longer than 10"),
         (b'{"n": 123456}', "application/json", "number longer than 5"),
-        (b'{"n": 1.5e10}', "application/json", "number longer than 5"),
+        (b'{"n": -123456}', "application/json", "number longer than 5"),
     ],
 )
 def test_limits_refuse_with_a_reason(raw, content_type, reason):
