@@ -390,3 +390,8 @@ def test_without_redis_the_console_says_so_in_a_page(settings_overrides, lms_env
     reply = sign_in(client)
     assert reply.status_code == 503 and "Redis does not answer" in reply.get_data(as_text=True)
     assert reply.headers["Content-Type"].startswith("text/html")
+
+
+def test_health_counts_the_queued_jobs(signed_in, client):
+    client.post("/hooks/shop", **woo_post(ORDER))
+    assert '<b id="queued-count">1</b>' in signed_in.get("/admin/ui/health").get_data(as_text=True)

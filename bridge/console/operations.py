@@ -6,10 +6,11 @@ import logging
 
 from flask import redirect, render_template, request, url_for
 from rq import Queue, Worker
-from rq.registry import DeferredJobRegistry, FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+from rq.registry import FailedJobRegistry
 
 from ..history import parse_time
 from ..metrics import NEEDS_ATTENTION_KEY
+from ..queue_state import read_state
 from ..recovery import failed_jobs, retry_job
 from . import refused
 from .auth import blueprint, notify, runtime
@@ -30,18 +31,15 @@ def refusals():
 
 
 def queue_state() -> dict:
-    """Return the queue's depth, its registries' sizes and the workers on it."""
+    """Return the jobs in each of RQ's states, how late the most overdue is, and the workers on the queue."""
     connection, name = runtime().redis, runtime().settings.queue_name
-    queue = Queue(name, connection=connection)
-    workers = Worker.all(queue=queue)
-    failed = FailedJobRegistry(name, connection=connection)
+    state = read_state(connection, name)
+    failed_key = FailedJobRegistry(name, connection=connection).key
+    workers = Worker.all(queue=Queue(name, connection=connection))
     return {
-        "queued": queue.count,
-        "running": StartedJobRegistry(name, connection=connection).count,
-        "scheduled": ScheduledJobRegistry(name, connection=connection).count,
-        "waiting": DeferredJobRegistry(name, connection=connection).count,
-        "failed": failed.count,
-        "needs_attention": len(needing_attention(connection, failed.key)),
+        **state.counts,
+        "late": max(state.overdue.values(), default=0.0),
+        "needs_attention": len(needing_attention(connection, failed_key)),
         "workers": [{"name": worker.name, "state": worker.get_state(), "heartbeat": worker.last_heartbeat,
                      "job": worker.get_current_job_id()} for worker in workers],
     }
