@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import statistics
 
-import requests
-
 from harness import Client, Stack, bridge_env, main_of, positive, run_tag
 from worker_throughput import burst, queue_orders, replay
 
@@ -45,18 +43,17 @@ def main() -> None:
     with Stack() as stack:
         url = stack.redis(options.redis_url)
         sandbox = stack.sandbox()
-        receiver = Client(stack.gunicorn("bridge", "bridge:create_app()", bridge_env(url, sandbox), workers=1, threads=1))
+        receiver = stack.gunicorn("bridge", "bridge:create_app()", bridge_env(url, sandbox), workers=1, threads=1)
         print(f"slow LMS: every sandbox call takes {options.latency * 1000:.0f} ms more; one `bridge worker --burst` "
               f"(threads mode) per round; in flight: {', '.join(map(str, options.in_flight))}; Redis {url}", flush=True)
         first = 0
         for number in range(options.rounds):
             for k in options.in_flight:
                 jobs = options.jobs_per_slot * k + k
-                job_ids = queue_orders(receiver, jobs, run, first)
+                job_ids = queue_orders(Client(receiver), jobs, run, first)
                 first += jobs
-                requests.post(f"{sandbox}/sandbox/faults", json={"latency": options.latency}, timeout=10).raise_for_status()
                 env = bridge_env(url, sandbox, BRIDGE_WORKER_MODE="threads", BRIDGE_WORKER_CONCURRENCY=k)
-                done = burst(stack, env, url, sandbox, job_ids, 1, options.seconds)
+                done = burst(stack, env, url, sandbox, job_ids, 1, options.seconds, latency=options.latency)
                 if not done.done:
                     raise SystemExit(f"bench: no job finished in {done.wall:.1f} s; the worker said:\n{done.tail}")
                 seconds, failures = replay(sandbox, done.calls, in_flight=k, latency=options.latency)

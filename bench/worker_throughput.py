@@ -47,9 +47,21 @@ def queue_orders(receiver: Client, count: int, run: str, first: int) -> list[str
             for job in receiver.post("/hooks/shop", *signed_order(number, run))["jobs"]]
 
 
-def burst(stack: Stack, env: dict, url: str, sandbox: str, job_ids: list[str], workers: int, seconds: float) -> Round:
+def reset(sandbox: str, latency: float = 0.0) -> None:
+    """Reset the sandbox (users, ids, calls, tokens) and set its latency, so that every run starts alike."""
+    requests.post(f"{sandbox}/sandbox/reset", timeout=10).raise_for_status()
+    if latency:
+        requests.post(f"{sandbox}/sandbox/faults", json={"latency": latency}, timeout=10).raise_for_status()
+
+
+def burst(stack: Stack, env: dict, url: str, sandbox: str, job_ids: list[str], workers: int, seconds: float,
+          latency: float = 0.0) -> Round:
     """Run `bridge worker --burst` processes over the queued jobs and read back what they did."""
-    requests.delete(f"{sandbox}/sandbox/calls", timeout=10).raise_for_status()
+    reset(sandbox, latency)
+    connection = redis.Redis.from_url(url)
+    stale = list(connection.scan_iter("bridge:lms:*:token*"))
+    if stale:
+        connection.delete(*stale)  # the reset sandbox forgot its tokens: every run logs in once, as the baseline does
     started = time.monotonic()
     processes = [stack.start(f"bridge worker {index}", [PYTHON, "-m", "bridge", "worker", "--burst"], env)
                  for index in range(workers)]
@@ -58,7 +70,6 @@ def burst(stack: Stack, env: dict, url: str, sandbox: str, job_ids: list[str], w
     wall = time.monotonic() - started
     for process in processes:
         process.stop()
-    connection = redis.Redis.from_url(url)
     jobs = [job for job in Job.fetch_many(job_ids, connection=connection) if job is not None]
     done = [job for job in jobs if job.get_status(refresh=False) == "finished"]
     failed = [job for job in jobs if job.get_status(refresh=False) == "failed"]
@@ -75,9 +86,7 @@ def replay(sandbox: str, calls: list[dict], in_flight: int = 1, latency: float =
     """
     from bridge.sandbox_state import COURSEBOX_EMAIL, COURSEBOX_PASSWORD, COURSETOOLKIT_API_KEY
 
-    requests.post(f"{sandbox}/sandbox/reset", timeout=10).raise_for_status()
-    if latency:
-        requests.post(f"{sandbox}/sandbox/faults", json={"latency": latency}, timeout=10).raise_for_status()
+    reset(sandbox, latency)
     work = [call for call in calls if not call["path"].endswith("/auth/login")]
     login = next((call for call in calls if call["path"].endswith("/auth/login")), None)
     failures, token = [0] * in_flight, None
@@ -133,12 +142,12 @@ def main() -> None:
         url = stack.redis(options.redis_url)
         sandbox = stack.sandbox()
         env = bridge_env(url, sandbox, BRIDGE_WORKER_MODE=options.mode, BRIDGE_WORKER_CONCURRENCY=options.concurrency)
-        receiver = Client(stack.gunicorn("bridge", "bridge:create_app()", env, workers=1, threads=1))
+        receiver = stack.gunicorn("bridge", "bridge:create_app()", env, workers=1, threads=1)
         how = f"{options.concurrency} jobs in flight each" if options.mode == "threads" else "a work horse per job"
         print(f"worker throughput: {options.jobs} jobs per round (one completed order each), {options.workers} "
               f"`bridge worker --burst` in {options.mode} mode ({how}), LMS sandbox {sandbox}, Redis {url}", flush=True)
         for number in range(options.rounds):
-            job_ids = queue_orders(receiver, options.jobs, run, number * options.jobs)
+            job_ids = queue_orders(Client(receiver), options.jobs, run, number * options.jobs)
             done = burst(stack, env, url, sandbox, job_ids, options.workers, options.seconds)
             if not done.done:
                 raise SystemExit(f"bench: no job finished in {done.wall:.1f} s; the worker said:\n{done.tail}")
