@@ -59,7 +59,7 @@ def test_a_killed_workers_job_resumes_on_time_on_an_otherwise_idle_queue(
         wait_for(lambda: status(redis_conn, job_id) == JobStatus.FINISHED, timeout=90, what="the abandoned job to finish")
     finally:
         output = stop(second)
-    assert [call for call in sandbox_calls() if call["path"].endswith("/createAccount")].__len__() == 1, output
+    assert len([call for call in sandbox_calls() if call["path"].endswith("/createAccount")]) == 1, output
     assert len(state(sandbox)["coursebox"]["enrollments"]["42"]) == 1
 
 
