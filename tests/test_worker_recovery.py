@@ -30,7 +30,7 @@ MODES = ["threads", "fork"]
 
 def worker_env(redis_url, lms_env, **values):
     return child_env(REDIS_URL=redis_url, RULES_DIR=EXAMPLE_RULES, BRIDGE_RETRY_INTERVALS="0,0,0",
-                     BRIDGE_JOB_HEARTBEAT_SECONDS=1, **lms_env, **values)
+                     BRIDGE_JOB_HEARTBEAT_SECONDS=2, **lms_env, **values)
 
 
 def status(redis_conn, job_id):
