@@ -18,7 +18,8 @@ Control endpoints (never recorded, never faulted):
     POST /sandbox/faults     {"status": 500, "count": 3}, {"status": 429, "retry_after": 2},
                              {"drop": true, "count": 2} (close the connection without a reply),
                              {"drop": "after"} (perform the call, then close without the reply: the
-                             lost-reply window), {"latency": 0.5}; optional "path" (a substring the call's path must
+                             lost-reply window), {"hold": 3} (perform the call, then keep the reply 3 s),
+                             {"latency": 0.5}; optional "path" (a substring the call's path must
                              contain) and "body" (raw text to reply instead of the JSON error)
     GET|DELETE /sandbox/faults  show | clear the faults
     DELETE /sandbox/tokens   expire every Coursebox token now
@@ -350,6 +351,9 @@ def create_sandbox_blueprint(state: SandboxState | None = None) -> Blueprint:
                 fault = None
             elif fault["drop"]:
                 return drop_connection()
+            elif fault["hold"]:
+                g.sandbox_hold = float(fault["hold"])  # performed below; record_call keeps the reply that long
+                fault = None
         if fault is not None:
             if fault["body"] is not None:
                 response = Response(str(fault["body"]), fault["status"], content_type="text/html; charset=utf-8")
@@ -386,6 +390,8 @@ def create_sandbox_blueprint(state: SandboxState | None = None) -> Blueprint:
             state.calls.append(call)
         if dropped:
             g.sandbox_dropped.shutdown(socket.SHUT_RDWR)
+        if getattr(g, "sandbox_hold", None):
+            time.sleep(g.sandbox_hold)  # performed and logged, the reply not sent yet: a client killed now loses it
         return response
 
     @blueprint.after_request

@@ -21,7 +21,7 @@ TOKEN_TTL = 3600.0  # seconds a Coursebox token stays valid unless the state say
 
 SECRET_FIELDS = {"api-key", "password", "x-access-token"}
 REDACTED = "***"
-FAULT_KEYS = {"status", "drop", "count", "retry_after", "latency", "path", "body"}
+FAULT_KEYS = {"status", "drop", "hold", "count", "retry_after", "latency", "path", "body"}
 # What a sandbox with a state file keeps across restarts: what an LMS keeps. Calls, tokens and faults are of one run.
 KEPT = ("users", "passwords", "courses", "activities", "enrollments", "invites", "next_id")
 
@@ -62,6 +62,9 @@ def fault_problem(spec) -> str | None:
         return "count must be a positive integer"
     if latency is not None and not (isinstance(latency, (int, float)) and latency >= 0):
         return "latency must be a number of seconds >= 0"
+    hold = spec.get("hold")
+    if hold is not None and (not isinstance(hold, (int, float)) or hold <= 0 or status is not None or spec.get("drop")):
+        return "hold must be a number of seconds > 0, and never comes with a status or a drop"
     return None
 
 
@@ -144,9 +147,10 @@ class SandboxState:
                 self.faults.clear()
             if spec.get("latency") is not None:
                 self.faults["latency"] = float(spec["latency"])
-            if spec.get("status") is not None or spec.get("drop"):
+            if spec.get("status") is not None or spec.get("drop") or spec.get("hold"):
                 drop = spec.get("drop")
                 self.faults["next"] = {"status": spec.get("status"), "drop": drop if drop == "after" else bool(drop),
+                                       "hold": spec.get("hold"),
                                        "count": spec.get("count", 1), "path": str(spec.get("path", "")),
                                        "retry_after": spec.get("retry_after"), "body": spec.get("body")}
             return copy.deepcopy(self.faults)

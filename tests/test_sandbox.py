@@ -185,6 +185,20 @@ def test_faults_can_be_cleared_and_bad_ones_are_refused(client):
     assert client.post("/sandbox/faults", json={"stauts": 500}).status_code == 400
     assert client.post("/sandbox/faults", json={"status": 500, "drop": True}).status_code == 400
     assert client.post("/sandbox/faults", json={"drop": "yes"}).status_code == 400
+    assert client.post("/sandbox/faults", json={"hold": 0}).status_code == 400
+    assert client.post("/sandbox/faults", json={"hold": 1, "drop": "after"}).status_code == 400
+
+
+def test_act_then_drop_performs_the_call_and_loses_its_reply(lms_sandbox):
+    import requests
+
+    lms_sandbox.fault(drop="after", path="coursetoolkit")
+    with pytest.raises(requests.ConnectionError):
+        requests.post(lms_sandbox.coursetoolkit_url, timeout=5, data={
+            "api-user": "sandbox", "api-key": "sandbox-key", "api-action": "createuser", "email": "gone@example.com"})
+    [call] = lms_sandbox.calls()
+    assert call["dropped"] is True and call["performed"] is True and call["status"] is None
+    assert "gone@example.com" in [user["email"] for user in lms_sandbox.snapshot()["coursetoolkit"]["users"]]
 
 
 def test_drop_closes_the_connection_without_a_reply_over_http(lms_sandbox):
