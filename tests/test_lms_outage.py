@@ -130,7 +130,12 @@ def test_a_worker_killed_while_create_account_is_in_flight_still_enrolls_the_buy
     redis_conn.delete(lock)
     running = workers(1, redis_url, shop.rules_dir, lms_env, tmp_path)
     try:
-        wait_for(lambda: finished(redis_conn, [reply]), timeout=60, what="the rerun to finish")
+        wait_for(lambda: finished(redis_conn, [reply]), timeout=120, what="the rerun to finish")
+    except AssertionError as timed_out:
+        job = Job.fetch(reply["jobs"][0], connection=redis_conn)
+        calls = [(call["path"].rsplit("/", 1)[-1], call["status"]) for call in sandbox_calls()]
+        raise AssertionError(f"{timed_out}: job {job.get_status()}, meta {job.meta}, LMS calls {calls}, "
+                             f"workers said: {stop_all(running, tmp_path)}") from None
     finally:
         output = stop_all(running, tmp_path)
     assert [call["status"] for call in sandbox_calls() if call["path"].endswith("/createAccount")] == [200, 422], output
