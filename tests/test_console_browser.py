@@ -112,8 +112,9 @@ def test_an_operator_finds_explains_retries_and_tests_a_delivery_in_the_browser(
     assert "Deliveries" in browser.title
 
     # Find the delivery: filter by status, then open it.
-    browser.find_element(By.NAME, "status").send_keys("failed")
-    browser.find_element(By.ID, "apply-filters").click()
+    # A loaded machine may still be parsing the page when #rows appears: wait for the form itself.
+    wait(browser).until(expected_conditions.element_to_be_clickable((By.NAME, "status"))).send_keys("failed")
+    wait(browser).until(expected_conditions.element_to_be_clickable((By.ID, "apply-filters"))).click()
     link = wait(browser).until(expected_conditions.element_to_be_clickable((By.LINK_TEXT, delivery_id)))
     assert len(browser.find_elements(By.CSS_SELECTOR, "#rows tr")) == 1
     browser.get(f"{base}/admin/ui/deliveries")
