@@ -1,7 +1,7 @@
 """Benchmark: the full acceptance path under gunicorn as a ratio of a bare Flask endpoint doing one RPUSH.
 
 The bridge side is POST /hooks/shop with the example rules and distinct signed WooCommerce orders:
-verify the signature, dedupe, match, store the delivery and enqueue its job in one transaction.
+verify the signature, dedupe, match, store the delivery and enqueue its job in one atomic script (one round trip).
 The bare side is bench/baseline.py: the same requests, gunicorn settings and Redis client, and one
 RPUSH of the raw body. Both are loaded on keep-alive connections, bounded in count and time,
 alternately, best round kept, by `wrk` when it is installed (Debian's package) and else by threads
