@@ -6,6 +6,7 @@ import subprocess
 import zlib
 
 import pytest
+import redis
 from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import DeferredJobRegistry
@@ -98,3 +99,24 @@ def test_an_acceptance_run_twice_is_stored_once(app, redis_conn, lost_reply):
     again = deliveries.accept(redis_conn, runtime.settings, batch, b"{}", ruleset) if lost_reply else [outcome]
     assert again[0].duplicate_of is None and again[0].jobs == outcome.jobs
     assert redis_conn.llen("rq:queue:bridge") == 1
+
+
+def test_a_full_redis_refuses_the_whole_delivery(client, redis_conn):
+    """Out of memory, the script fails at its first write: a 503, and nothing of the delivery is left behind."""
+    order = {"event": "employee.hired", "id": "oom-1", "employee": {"email": "oom@example.com"}}
+    before = set(redis_conn.scan_iter("*"))
+    try:
+        policy = redis_conn.config_get("maxmemory-policy")["maxmemory-policy"]
+    except redis.ResponseError:
+        pytest.skip("this Redis does not allow CONFIG (a hosted one)")
+    redis_conn.config_set("maxmemory-policy", "noeviction")
+    redis_conn.config_set("maxmemory", 1)  # every write is refused, reads still answer
+    try:
+        refused = client.post("/hooks/hr", **hr_post(order))
+    finally:
+        redis_conn.config_set("maxmemory", 0)
+        redis_conn.config_set("maxmemory-policy", policy)
+    assert refused.status_code == 503 and refused.headers["Retry-After"]
+    assert set(redis_conn.scan_iter("*")) == before
+    accepted = client.post("/hooks/hr", **hr_post(order))
+    assert accepted.status_code == 202 and len(accepted.get_json()["jobs"]) == 1
