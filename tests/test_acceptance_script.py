@@ -120,3 +120,12 @@ def test_a_full_redis_refuses_the_whole_delivery(client, redis_conn):
     assert set(redis_conn.scan_iter("*")) == before
     accepted = client.post("/hooks/hr", **hr_post(order))
     assert accepted.status_code == 202 and len(accepted.get_json()["jobs"]) == 1
+
+
+def test_a_redis_that_forgot_the_script_is_given_it_again(client, redis_conn):
+    """After a restart or SCRIPT FLUSH Redis answers NOSCRIPT to the script's SHA; the script is loaded again."""
+    first = client.post("/hooks/hr", **hr_post({"event": "employee.hired", "id": "ns-1", "employee": {"email": "ns1@example.com"}}))
+    redis_conn.script_flush()
+    second = client.post("/hooks/hr", **hr_post({"event": "employee.hired", "id": "ns-2", "employee": {"email": "ns2@example.com"}}))
+    assert (first.status_code, second.status_code) == (202, 202)
+    assert redis_conn.llen("rq:queue:bridge") == 2
