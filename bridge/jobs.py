@@ -201,7 +201,7 @@ def on_failure(job, connection, kind, error, traceback) -> None:
         log.info("job queued again: the worker is shutting down", extra={"delivery_id": delivery, "job_id": job.id})
         return
     retrying = bool(job.retries_left and job.retries_left > 0)
-    attempt = job.meta.pop("failed_attempt", None) or _attempt(job)  # none when RQ found the job abandoned
+    attempt = job.meta.pop("failed_attempt", None) or _attempt(job)
     detail = {"attempt": attempt, "rule": job.meta.get("rule"), "error": f"{kind.__name__}: {error}"}
     if retrying:
         detail["retry_in"] = (job.retry_intervals or [0])[0]
@@ -219,3 +219,12 @@ def on_failure(job, connection, kind, error, traceback) -> None:
     log.log(logging.ERROR if status in ("failed", "needs-attention") else logging.WARNING, "job %s",
             "will be retried" if status == "retrying" else status,
             extra={"delivery_id": delivery, "job_id": job.id, **detail})
+
+
+def on_abandoned(job, connection) -> None:
+    """Note in the delivery's timeline that a job whose worker died was queued again (the upkeep found it)."""
+    delivery = job.meta.get("delivery_id") or (job.args[0] if job.args else {}).get("delivery_id")
+    log.warning("job queued again: its worker stopped beating (killed?)", extra={"delivery_id": delivery, "job_id": job.id})
+    if delivery:
+        note(connection, delivery, job.id, "queued", rule=job.meta.get("rule"),
+             reason="its worker stopped beating (killed?); queued again, resuming after the last completed step")

@@ -106,7 +106,7 @@ class Settings:
     worker_mode: str = "threads"
     # Jobs in flight per worker process: LMS calls wait on the network, not on the CPU.
     worker_concurrency: int = 8
-    # A running job's heartbeat is renewed this often; one silent for three beats is abandoned and retried.
+    # A running job's heartbeat is renewed this often; one silent for three beats is abandoned and queued again.
     job_heartbeat_seconds: int = 30
     # After SIGTERM, jobs in hand may finish for this long; then they stop after their step and are requeued.
     shutdown_grace_seconds: float = 20.0

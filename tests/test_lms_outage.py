@@ -6,7 +6,9 @@ from datetime import datetime
 import pytest
 from rq.job import Job, JobStatus
 
-from tests.processes import PYTHON, child_env, stop, wait_for
+from bridge.deliveries import load_record
+
+from tests.processes import PYTHON, child_env, kill_tree, stop, wait_for
 from tests.rule_files import write_rules
 from tests.signing import woo_post
 from tests.test_metrics import samples
@@ -46,11 +48,11 @@ def shop(tmp_path, settings_overrides, lms_env, redis_conn):
     return app
 
 
-def workers(count: int, redis_url: str, rules, lms_env, logs) -> list:
+def workers(count: int, redis_url: str, rules, lms_env, logs, first: int = 0, **values) -> list:
     """Start `bridge worker` processes; their logs go to files, since a pipe nobody reads fills up and blocks them."""
-    env = child_env(REDIS_URL=redis_url, RULES_DIR=rules, BRIDGE_LOG_LEVEL="warning", **lms_env)
+    env = child_env(REDIS_URL=redis_url, RULES_DIR=rules, BRIDGE_LOG_LEVEL="warning", **lms_env, **values)
     started = []
-    for number in range(count):
+    for number in range(first, first + count):
         with open(logs / f"worker{number}.log", "w") as log:
             started.append(subprocess.Popen([PYTHON, "-m", "bridge", "worker"], env=env, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True))
@@ -107,3 +109,40 @@ def test_a_lost_create_account_reply_still_ends_with_the_buyer_enrolled_once(sho
     job = Job.fetch(reply["jobs"][0], connection=redis_conn)
     assert job.return_value()["steps"]["learner"]["found_by"] == "logging in to the account the bridge created"
 
+
+# Short beats, and LMS timeouts that make a dead worker's lock on the buyer's email lapse in 2 * (2 + 10) + 5 = 29 s.
+KILLED = {"BRIDGE_JOB_HEARTBEAT_SECONDS": 2, "BRIDGE_LMS_CONNECT_TIMEOUT": 2, "BRIDGE_LMS_READ_TIMEOUT": 10}
+
+
+def test_a_worker_killed_while_create_account_is_in_flight_still_enrolls_the_buyer_once(
+        shop, tmp_path, redis_conn, redis_url, lms_env, sandbox, sandbox_calls):
+    fault(sandbox, hold=5, path="createAccount")  # Coursebox creates the account, then keeps the reply a while
+    reply = shop.test_client().post("/hooks/shop", **woo_post(ORDER)).get_json()
+    job_id = reply["jobs"][0]
+    running = workers(1, redis_url, shop.rules_dir, lms_env, tmp_path, **KILLED)
+    try:
+        wait_for(lambda: [u for u in state(sandbox)["coursebox"]["users"] if u["email"].lower() == "jane@example.com"],
+                 what="Coursebox to create the account")
+    finally:
+        for worker in running:
+            kill_tree(worker)  # the reply is still on its way: nobody will read it
+    job = Job.fetch(job_id, connection=redis_conn)
+    assert job.get_status() == JobStatus.STARTED and "0" not in job.meta.get("steps", {})
+    # Nothing is moved on by hand: a new worker's upkeep finds the job once its heartbeat lapses, and the rerun
+    # waits for the dead worker's lock on the buyer's email to lapse.
+    running = workers(1, redis_url, shop.rules_dir, lms_env, tmp_path, first=1, **KILLED)
+    try:
+        wait_for(lambda: Job.fetch(job_id, connection=redis_conn).get_status() in (JobStatus.FINISHED, JobStatus.FAILED),
+                 timeout=180, what="the rerun to end")
+    finally:
+        output = stop_all(running, tmp_path)
+    job = Job.fetch(job_id, connection=redis_conn)
+    timeline = [(entry["status"], entry.get("reason", "")) for entry in load_record(redis_conn, reply["delivery_id"])["timeline"]]
+    calls = [(call["path"].rsplit("/", 1)[-1], call["status"]) for call in sandbox_calls()]
+    assert job.get_status() == JobStatus.FINISHED, f"meta {job.meta}, timeline {timeline}, LMS calls {calls}, workers said: {output}"
+    # Resumed, not retried: the dead worker used up none of the job's one retry.
+    assert [status for status, _ in timeline] == ["received", "queued", "running", "queued", "running", "succeeded"], timeline
+    assert "worker stopped beating" in timeline[3][1] and job.retries_left == 1
+    assert [call["status"] for call in sandbox_calls() if call["path"].endswith("/createAccount")] == [200, 422], output
+    [buyer] = [user for user in state(sandbox)["coursebox"]["users"] if user["email"].lower() == "jane@example.com"]
+    assert state(sandbox)["coursebox"]["enrollments"]["42"] == [buyer["id"]]

@@ -26,7 +26,7 @@ class ThreadedWorker(Upkeep, BaseWorker):
 
     A job that raises ends as RQ records it, without touching the others. A crash of the whole
     process (out of memory, a kill) leaves its jobs in RQ's started registry: their heartbeats
-    stop and any worker's upkeep retries them, from their checkpoints, within four intervals.
+    stop and any worker's upkeep queues them again, from their checkpoints, within four intervals.
 
     SIGTERM (a PaaS restart, sent to every process at once): no new job is taken; jobs in hand
     may finish for `grace` seconds, then stop after the step in hand and are queued again.
@@ -44,6 +44,7 @@ class ThreadedWorker(Upkeep, BaseWorker):
         self._freed = threading.Event()
         self._stop_at: float | None = None
         self._rejoin = False
+        self._jobs_beat_at = 0.0  # its own clock: RQ beats the worker (_beat_at) on every wake, via is_suspended
 
     def work(self, burst: bool = False, logging_level: str | None = "INFO", with_scheduler: bool = True, **_) -> bool:
         """Take jobs until stopped (or, in burst mode, until the queue is empty); survive Redis outages."""
@@ -115,8 +116,9 @@ class ThreadedWorker(Upkeep, BaseWorker):
 
     def _beat_running(self) -> None:
         """Renew the heartbeats of jobs in flight every interval, so that they are not taken for abandoned."""
-        if time.monotonic() - self._beat_at < self.job_monitoring_interval:
+        if time.monotonic() - self._jobs_beat_at < self.job_monitoring_interval:
             return
+        self._jobs_beat_at = time.monotonic()
         self.heartbeat(self.worker_ttl + 60)
         for job, _, execution in list(self._running.values()):
             if job.started_at:

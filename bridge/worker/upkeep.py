@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import time
 
-from rq.registry import ReadyJobRegistry
+from rq.exceptions import NoSuchJobError
+from rq.executions import Execution
+from rq.job import JobStatus
+from rq.registry import ReadyJobRegistry, StartedJobRegistry
+from rq.utils import as_text
+
+from .. import jobs
 
 # How often an idle worker wakes from its wait for a job to look after the queue (seconds).
 WAKE_SECONDS = 1
 # A job moved to "ready" (its parent done) this long ago and still not queued lost a race: queue it now.
 READY_GRACE_SECONDS = 1.0
-# A job whose heartbeat is this many beats overdue is abandoned (its worker died) and retried.
+# A job whose heartbeat is this many beats overdue is abandoned (its worker died) and queued again.
 MISSED_BEATS = 2
 
 
@@ -39,9 +45,11 @@ class Upkeep:
         return time.monotonic() - self._ready_swept_at >= WAKE_SECONDS or super().should_run_maintenance_tasks
 
     def run_maintenance_tasks(self):
-        """Queue stranded ready jobs; when due, RQ's maintenance: abandoned jobs, registries, the scheduler."""
+        """Resume abandoned jobs, queue stranded ready ones; when due, RQ's maintenance: registries, the scheduler."""
         self._ready_swept_at = time.monotonic()
         for queue in self.queues:
+            # Before RQ's cleanup, which would count a dead worker as the job's failure (a retry used, or failed).
+            resume_abandoned(queue)
             sweep_ready(queue)
         if super().should_run_maintenance_tasks:
             super().run_maintenance_tasks()
@@ -67,3 +75,33 @@ def sweep_ready(queue) -> list:
                                 serializer=queue.serializer)
     stranded = queue.connection.zrangebyscore(registry.key, 0, time.time() - READY_GRACE_SECONDS)
     return registry.enqueue_jobs([registry.parse_job_id(job_id) for job_id in stranded]) if stranded else []
+
+
+def resume_abandoned(queue) -> list:
+    """Queue again, at the front, the started jobs whose heartbeat lapsed (their worker died); return their ids.
+
+    A dead worker is not the job's failure: no retry is used up, and the job resumes after its last
+    completed step (its checkpoints are in its meta). RQ's own cleanup would instead retry it
+    like a failed try, or fail it for good when its retries are spent.
+    """
+    connection = queue.connection
+    registry = StartedJobRegistry(queue.name, connection=connection, job_class=queue.job_class,
+                                  serializer=queue.serializer)
+    resumed = []
+    for entry in connection.zrangebyscore(registry.key, 0, time.time()):
+        if not connection.zrem(registry.key, entry):
+            continue  # another worker's upkeep took it first
+        execution = Execution.from_composite_key(as_text(entry), connection)
+        try:
+            job = queue.job_class.fetch(execution.job_id, connection=connection, serializer=queue.serializer)
+        except NoSuchJobError:
+            continue
+        if job.get_status(refresh=False) != JobStatus.STARTED:
+            continue  # a leftover entry of a job that ended
+        with connection.pipeline() as pipe:
+            execution.delete(job=job, pipeline=pipe)
+            queue._enqueue_job(job, pipeline=pipe, at_front=True)
+            pipe.execute()
+        jobs.on_abandoned(job, connection)
+        resumed.append(job.id)
+    return resumed
