@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import hypothesis
 import pytest
 import redis
 from rq import Queue, SimpleWorker
@@ -34,6 +35,11 @@ def _own_surroundings(tmp_path_factory):
             patch.delenv(name, raising=False)
         patch.chdir(tmp_path_factory.mktemp("cwd"))
         yield
+
+
+# No per-example deadline anywhere: a busy machine must not fail a property test.
+hypothesis.settings.register_profile("bridge", deadline=None)
+hypothesis.settings.load_profile("bridge")
 
 
 @pytest.fixture(autouse=True)
