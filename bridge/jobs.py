@@ -221,6 +221,16 @@ def on_failure(job, connection, kind, error, traceback) -> None:
             extra={"delivery_id": delivery, "job_id": job.id, **detail})
 
 
+def on_worker_deaths(job, connection, deaths: int) -> None:
+    """Note that a job failed for good because its worker died every time it ran it."""
+    delivery = job.meta.get("delivery_id") or (job.args[0] if job.args else {}).get("delivery_id")
+    reason = f"its worker died {deaths} times while running it (a crash or out of memory in this job?); not resumed again"
+    log.error("job failed: %s", reason, extra={"delivery_id": delivery, "job_id": job.id})
+    metrics.count(connection, "bridge_jobs_total", rule=job.meta.get("rule", ""), outcome="failed")
+    if delivery:
+        note(connection, delivery, job.id, "failed", rule=job.meta.get("rule"), error=reason)
+
+
 def on_abandoned(job, connection) -> None:
     """Note in the delivery's timeline that a job whose worker died was queued again (the upkeep found it)."""
     delivery = job.meta.get("delivery_id") or (job.args[0] if job.args else {}).get("delivery_id")

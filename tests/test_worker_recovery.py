@@ -185,3 +185,31 @@ def _peek(process) -> str:
     finally:
         os.set_blocking(fd, True)
     return "".join(seen)
+
+
+def test_a_job_whose_worker_dies_every_time_is_failed_visibly_not_resumed_for_ever(client, redis_conn):
+    """Each lapsed run is resumed from its checkpoint, up to MAX_RESUMES; the next death fails it with the reason."""
+    import time as clock
+    import uuid
+
+    from bridge.worker.upkeep import MAX_RESUMES, resume_abandoned
+
+    reply = client.post("/hooks/shop", **woo_post(ORDER)).get_json()
+    job = job_of(redis_conn, reply)
+    queue = Queue(job.origin, connection=redis_conn)
+    registry = StartedJobRegistry(queue.name, connection=redis_conn)
+
+    def die_while_running() -> list:
+        queue.remove(job.id)  # as a worker's dequeue does, then it dies mid-job: status STARTED, heartbeat lapsed
+        job.set_status(JobStatus.STARTED)
+        redis_conn.zadd(registry.key, {f"{job.id}:{uuid.uuid4().hex}": clock.time() - 10})
+        return resume_abandoned(queue)
+
+    for death in range(1, MAX_RESUMES + 1):
+        assert die_while_running() == [job.id]
+        assert status(redis_conn, job.id) == JobStatus.QUEUED and Job.fetch(job.id, connection=redis_conn).meta["resumes"] == death
+    assert die_while_running() == []
+    assert status(redis_conn, job.id) == JobStatus.FAILED and job.id in queue.failed_job_registry
+    record = load_record(redis_conn, reply["delivery_id"])
+    assert record["status"] == "failed"
+    assert f"its worker died {MAX_RESUMES} times" in record["timeline"][-1]["error"]

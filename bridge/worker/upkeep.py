@@ -7,7 +7,7 @@ import time
 from rq.exceptions import NoSuchJobError
 from rq.executions import Execution
 from rq.job import JobStatus
-from rq.registry import ReadyJobRegistry, StartedJobRegistry
+from rq.registry import FailedJobRegistry, ReadyJobRegistry, StartedJobRegistry
 from rq.utils import as_text
 
 from .. import jobs
@@ -18,6 +18,9 @@ WAKE_SECONDS = 1
 READY_GRACE_SECONDS = 1.0
 # A job whose heartbeat is this many beats overdue is abandoned (its worker died) and queued again.
 MISSED_BEATS = 2
+# A job whose worker died this many times while running it is failed, visibly, not resumed for ever:
+# something in the job itself (memory, a crash in a library) takes its worker down.
+MAX_RESUMES = 5
 
 
 class Upkeep:
@@ -98,10 +101,22 @@ def resume_abandoned(queue) -> list:
             continue
         if job.get_status(refresh=False) != JobStatus.STARTED:
             continue  # a leftover entry of a job that ended
+        resumes = int(job.meta.get("resumes", 0)) + 1
         with connection.pipeline() as pipe:
             execution.delete(job=job, pipeline=pipe)
-            queue._enqueue_job(job, pipeline=pipe, at_front=True)
+            if resumes > MAX_RESUMES:
+                job.set_status(JobStatus.FAILED, pipeline=pipe)
+                FailedJobRegistry(queue.name, connection=connection, job_class=queue.job_class,
+                                  serializer=queue.serializer).add(job, ttl=job.failure_ttl, pipeline=pipe,
+                                                                   exc_string=f"its worker died {MAX_RESUMES} times while running it")
+            else:
+                job.meta["resumes"] = resumes
+                job.save_meta()
+                queue._enqueue_job(job, pipeline=pipe, at_front=True)
             pipe.execute()
+        if resumes > MAX_RESUMES:
+            jobs.on_worker_deaths(job, connection, MAX_RESUMES)
+            continue
         jobs.on_abandoned(job, connection)
         resumed.append(job.id)
     return resumed
