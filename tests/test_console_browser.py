@@ -30,6 +30,7 @@ if not CHROMIUM or not DRIVER:
     pytest.skip("no Chromium here: install Debian's chromium and chromium-driver (.ci/run does) to run the browser tests",
                 allow_module_level=True)
 
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -88,7 +89,8 @@ def shoot(driver, name: str) -> None:
 
 
 def wait(driver, seconds: float = 30):
-    return WebDriverWait(driver, seconds)
+    """Wait for a condition, looking again when a page replaced the element (navigation, live refresh)."""
+    return WebDriverWait(driver, seconds, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def test_an_operator_finds_explains_retries_and_tests_a_delivery_in_the_browser(bridge, browser, tmp_path):
@@ -115,7 +117,9 @@ def test_an_operator_finds_explains_retries_and_tests_a_delivery_in_the_browser(
     # A loaded machine may still be parsing the page when #rows appears: wait for the form itself.
     wait(browser).until(expected_conditions.element_to_be_clickable((By.NAME, "status"))).send_keys("failed")
     wait(browser).until(expected_conditions.element_to_be_clickable((By.ID, "apply-filters"))).click()
-    link = wait(browser).until(expected_conditions.element_to_be_clickable((By.LINK_TEXT, delivery_id)))
+    # The unfiltered page lists the delivery too: wait for the filtered page before looking at rows.
+    wait(browser).until(expected_conditions.url_contains("status=failed"))
+    wait(browser).until(expected_conditions.element_to_be_clickable((By.LINK_TEXT, delivery_id)))
     assert len(browser.find_elements(By.CSS_SELECTOR, "#rows tr")) == 1
     browser.get(f"{base}/admin/ui/deliveries")
     wait(browser).until(lambda driver: len(driver.find_elements(By.CSS_SELECTOR, "#rows td.id")) == 2)
