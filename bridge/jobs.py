@@ -189,10 +189,14 @@ def _plan_retry(job, ctx: WorkerContext, payload: dict, error: Exception) -> Non
     job.retry_intervals = [policy.delay(policy.attempts - job.retries_left, getattr(error, "retry_after", None))]
 
 
+def _delivery_of(job) -> str | None:
+    """Return the delivery a job works for, from its meta or its payload."""
+    return job.meta.get("delivery_id") or (job.args[0] if job.args else {}).get("delivery_id")
+
+
 def on_failure(job, connection, kind, error, traceback) -> None:
     """Note a failed try in the delivery's timeline: retrying, or failed for good (RQ's failure callback)."""
-    payload = job.args[0] if job.args else {}
-    delivery = job.meta.get("delivery_id") or payload.get("delivery_id")
+    delivery = _delivery_of(job)
     if not delivery:
         return
     if job.meta.pop("stopped", False):
@@ -223,7 +227,7 @@ def on_failure(job, connection, kind, error, traceback) -> None:
 
 def on_worker_deaths(job, connection, deaths: int) -> None:
     """Note that a job failed for good because its worker died every time it ran it."""
-    delivery = job.meta.get("delivery_id") or (job.args[0] if job.args else {}).get("delivery_id")
+    delivery = _delivery_of(job)
     reason = f"its worker died {deaths} times while running it (a crash or out of memory in this job?); not resumed again"
     log.error("job failed: %s", reason, extra={"delivery_id": delivery, "job_id": job.id})
     metrics.count(connection, "bridge_jobs_total", rule=job.meta.get("rule", ""), outcome="failed")
@@ -233,7 +237,7 @@ def on_worker_deaths(job, connection, deaths: int) -> None:
 
 def on_abandoned(job, connection) -> None:
     """Note in the delivery's timeline that a job whose worker died was queued again (the upkeep found it)."""
-    delivery = job.meta.get("delivery_id") or (job.args[0] if job.args else {}).get("delivery_id")
+    delivery = _delivery_of(job)
     log.warning("job queued again: its worker stopped beating (killed?)", extra={"delivery_id": delivery, "job_id": job.id})
     if delivery:
         note(connection, delivery, job.id, "queued", rule=job.meta.get("rule"),
