@@ -1,5 +1,6 @@
 -- Accept the events of one webhook in one atomic step: dedupe, ordering per person, delivery
--- records, timelines, metrics and RQ jobs (bridge/deliveries.py builds ARGV; see accept()).
+-- records, timelines, metrics and RQ jobs. ARGV[1] is the plan, one MessagePack map that
+-- bridge/deliveries.py builds (_Plan.packed); every value in it is a string.
 --
 -- All reads come first and all writes after: Redis checks for OOM at a script's first write, so a
 -- full Redis refuses the whole acceptance rather than keeping part of it.
@@ -12,56 +13,30 @@
 -- Keys built here (a job's, a first delivery's record) are not in KEYS: like RQ's own, the bridge
 -- runs on one Redis, not a cluster.
 
-local position = 0
-local function take()
-  position = position + 1
-  return ARGV[position]
-end
-local function take_list(count)
-  local items = {}
-  for index = 1, count do
-    items[index] = take()
-  end
-  return items
-end
-
 local JOB = 'rq:job:'
 local DONE = {finished = true, failed = true, stopped = true, canceled = true}
-local queue_key, queues_key, deferred_key = take(), take(), take()
-local counters_key, index_key, record_prefix, timeline_suffix = take(), take(), take(), take()
-local delivery_ttl = tonumber(take())
-local trim_below = take()
+local plan = cmsgpack.unpack(ARGV[1])
+local counters_key, record_prefix, timeline_suffix = plan.counters_key, plan.record_prefix, plan.timeline_suffix
+local delivery_ttl = tonumber(plan.delivery_ttl)
+local events = plan.events
 
--- Read every event's plan and everything the decisions need.
-local events = {}
+-- Read everything the decisions need.
 local seen = {}      -- dedupe key -> delivery id already there
 local last_job = {}  -- subject key -> its last job, when that job is not finished
-for event_index = 1, tonumber(take()) do
-  local event = {id = take(), keys = {}, jobs = {}}
+for _, event in ipairs(events) do
   event.stored = redis.call('EXISTS', record_prefix .. event.id) == 1
-  for key_index = 1, tonumber(take()) do
-    local key, ttl = take(), take()
-    event.keys[key_index] = {key, ttl}
-    if seen[key] == nil then
-      seen[key] = redis.call('GET', key) or false
+  for _, entry in ipairs(event.keys) do
+    if seen[entry[1]] == nil then
+      seen[entry[1]] = redis.call('GET', entry[1]) or false
     end
   end
-  event.duplicate_counters = take_list(tonumber(take()))
-  event.record = take_list(tonumber(take()))
-  event.timeline = take_list(tonumber(take()))
-  event.received_at = take()
-  event.counters = take_list(tonumber(take()))
-  for job_index = 1, tonumber(take()) do
-    local job = {id = take(), subject = take(), enqueued_at = take(), deferred_until = take()}
-    job.fields = take_list(tonumber(take()))
-    event.jobs[job_index] = job
+  for _, job in ipairs(event.jobs) do
     if job.subject ~= '' and last_job[job.subject] == nil then
       local previous = redis.call('GET', job.subject)
       local status = previous and redis.call('HGET', JOB .. previous, 'status')
       last_job[job.subject] = (status and not DONE[status]) and previous or false
     end
   end
-  events[event_index] = event
 end
 
 -- Write: a duplicate only counts; a new event gets its keys, record, timeline, metrics and jobs.
@@ -92,9 +67,9 @@ for event_index, event in ipairs(events) do
     redis.call('EXPIRE', record_key, delivery_ttl)
     redis.call('RPUSH', timeline_key, unpack(event.timeline))
     redis.call('EXPIRE', timeline_key, delivery_ttl)
-    redis.call('ZADD', index_key, event.received_at, event.id)
-    if trim_below ~= '' then
-      redis.call('ZREMRANGEBYSCORE', index_key, '-inf', trim_below)
+    redis.call('ZADD', plan.index_key, event.received_at, event.id)
+    if plan.trim_below ~= '' then
+      redis.call('ZREMRANGEBYSCORE', plan.index_key, '-inf', plan.trim_below)
     end
     for _, field in ipairs(event.counters) do
       redis.call('HINCRBY', counters_key, field, 1)
@@ -104,7 +79,7 @@ for event_index, event in ipairs(events) do
       local previous = job.subject ~= '' and last_job[job.subject]
       if previous then
         -- Queue.setup_dependencies: deferred behind the unfinished job, until RQ enqueues it.
-        redis.call('ZADD', deferred_key, job.deferred_until, job.id)
+        redis.call('ZADD', plan.deferred_key, job.deferred_until, job.id)
         redis.call('SADD', JOB .. previous .. ':dependents', job.id)
         redis.call('SADD', JOB .. ':' .. job.id .. ':dependencies', previous)
         redis.call('HSET', job_key, 'status', 'deferred', 'dependency_id', previous,
@@ -113,14 +88,14 @@ for event_index, event in ipairs(events) do
       else
         redis.call('HSET', job_key, 'status', 'queued', 'enqueued_at', job.enqueued_at, unpack(job.fields))
       end
-      -- Job.cleanup(ttl): the job, its dependents and its dependencies expire together.
+      -- Job.cleanup(ttl): the job and its dependencies expire together (a new job has no dependents yet).
       redis.call('EXPIRE', job_key, delivery_ttl)
-      redis.call('EXPIRE', JOB .. job.id .. ':dependents', delivery_ttl)
-      redis.call('EXPIRE', JOB .. ':' .. job.id .. ':dependencies', delivery_ttl)
-      redis.call('SADD', queues_key, queue_key)
-      if not previous then
-        redis.call('RPUSH', queue_key, job.id)
+      if previous then
+        redis.call('EXPIRE', JOB .. ':' .. job.id .. ':dependencies', delivery_ttl)
+      else
+        redis.call('RPUSH', plan.queue_key, job.id)
       end
+      redis.call('SADD', plan.queues_key, plan.queue_key)
       if job.subject ~= '' then
         redis.call('SET', job.subject, job.id, 'EX', delivery_ttl)
         last_job[job.subject] = job.id  -- the next job about this person waits for this one

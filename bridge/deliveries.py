@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import time
-import uuid
 import zlib
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from itertools import chain
 from importlib import resources
 
+import msgpack
 import redis
 from rq import Callback, Queue
-from rq.utils import current_timestamp, now, utcformat
 
 from . import metrics
 from .engine import Decision, job_payload, subject_of
 from .errors import QueueUnavailable
-from .redaction import REDACTED, redact, scrub
+from .redaction import REDACTED, redact, scrub, spellings_in_json
 from .retries import RetryPolicy
 from .rules import RuleSet
 from .settings import Settings
@@ -42,21 +42,35 @@ PRECEDENCE = ("failed", "needs-attention", "held", "retrying", "running", "queue
 STATUSES = (*PRECEDENCE, "unmatched")
 RAW_BODY_CAP = 64 * 1024
 JOB_FUNCTION = "bridge.jobs.run_rule"
+COMPRESS_ABOVE = 16 * 1024  # bytes of a job's call: smaller ones are stored as they are
 # Header values that authenticate a request are never stored; the signature check needs them only once.
 SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token")
 
 
 def new_delivery_id() -> str:
     """Return a new delivery id that sorts by time."""
-    return f"{time.time_ns() // 1_000_000:x}-{uuid.uuid4().hex[:12]}"
+    return f"{time.time_ns() // 1_000_000:x}-{os.urandom(6).hex()}"
 
 
 def redact_event(event: dict, secrets: list[str]) -> dict:
     """Return an event safe to store: credential headers dropped, the source's secrets scrubbed everywhere."""
-    headers = {name: REDACTED if name in SECRET_HEADERS else scrub(value, secrets) for name, value in event["headers"].items()}
-    query = {name: scrub(str(value), secrets) for name, value in event["query"].items()}
-    body = redact(event["body"], secrets, by_name=False)
-    return {**event, "headers": headers, "query": query, "body": body}
+    return stored_event(event, secrets)[0]
+
+
+def stored_event(event: dict, secrets: list[str]) -> tuple[dict, dict[str, str]]:
+    """Return the event as redact_event stores it, and its headers, query and body as JSON."""
+    headers = {name: REDACTED if name in SECRET_HEADERS else value for name, value in event["headers"].items()}
+    spellings, checkable = spellings_in_json(tuple(secrets))
+    stored, texts = dict(event), {}
+    for part, value in (("headers", headers), ("query", event["query"]), ("body", event["body"])):
+        text = json.dumps(value)
+        # A secret spelled in plain printable ASCII shows in the JSON wherever it is in the data: when none
+        # shows, there is nothing to scrub (most deliveries), and the walk through the data is skipped.
+        if spellings and (not checkable or any(spelling in text for spelling in spellings)):
+            value = redact(value, secrets, by_name=False)
+            text = json.dumps(value)
+        stored[part], texts[part] = value, text
+    return stored, texts
 
 
 @dataclass
@@ -122,7 +136,7 @@ def accept(connection: redis.Redis, settings: Settings, batch: list[tuple[dict, 
     for index, (event, decisions) in enumerate(batch):
         plan.add(event, decisions, dedupe_keys(event, raw, index, settings, signed))
     try:
-        answers = _script(connection)(args=plan.args(), client=connection)
+        answers = _script(connection)(args=[plan.packed()], client=connection)
     except redis.RedisError as error:
         # Unreachable, read-only after a failover, out of memory: whatever it is, nothing was accepted.
         raise QueueUnavailable(f"the queue (Redis) cannot take the delivery, nothing was accepted: {error}") from None
@@ -154,6 +168,14 @@ def _queue(connection: redis.Redis, name: str) -> Queue:
     return Queue(name, connection=connection)
 
 
+@lru_cache(maxsize=16)
+def _keys(queue: Queue) -> dict[str, str]:
+    """Return the names of the keys the script writes, but for those of each delivery and job."""
+    return {"queue_key": queue.key, "queues_key": queue.redis_queues_keys, "deferred_key": queue.deferred_job_registry.key,
+            "counters_key": metrics.COUNTERS_KEY, "index_key": INDEX_KEY, "record_prefix": RECORD_KEY.format(""),
+            "timeline_suffix": TIMELINE_KEY.format("").removeprefix(RECORD_KEY.format(""))}
+
+
 class _Plan:
     """The arguments of one run of the acceptance script, and the outcomes it answers when nothing is a duplicate."""
 
@@ -165,72 +187,90 @@ class _Plan:
         self.events: list = []
         self.outcomes: list[Outcome] = []
 
-    def args(self) -> list:
-        """Return the script's ARGV (bridge/accept.lua reads it in this order)."""
-        settings, now = self.settings, time.time()
+    def packed(self) -> bytes:
+        """Return the script's one argument: the plan as MessagePack (bridge/accept.lua reads it by these names)."""
+        settings = self.settings
         # Trimming now and then keeps the index as short, without a command on every webhook.
-        trim_below = now - settings.delivery_ttl if random.random() < INDEX_TRIM_CHANCE else ""
-        return [self.queue.key, self.queue.redis_queues_keys, self.queue.deferred_job_registry.key,
-                metrics.COUNTERS_KEY, INDEX_KEY, RECORD_KEY.format(""), TIMELINE_KEY.format("").removeprefix(RECORD_KEY.format("")),
-                settings.delivery_ttl, trim_below, len(self.outcomes), *self.events]
+        trim_below = str(time.time() - settings.delivery_ttl) if random.random() < INDEX_TRIM_CHANCE else ""
+        return msgpack.packb({**_keys(self.queue), "delivery_ttl": str(settings.delivery_ttl), "trim_below": trim_below,
+                              "events": self.events}, use_bin_type=False)  # Redis's cmsgpack predates MessagePack's bin type: bytes go as raw strings
 
     def add(self, event: dict, decisions: list[Decision], keys: list[tuple[str | bytes, int]]) -> None:
         """Plan one event: its dedupe keys, what counts if it is a duplicate, else its record, timeline and jobs."""
         delivery_id, source = event["delivery_id"], event["source"]
-        stored = redact_event(event, self.secrets)
+        stored, texts = stored_event(event, self.secrets)
         matched = [decision for decision in decisions if decision.matched]
         job_ids = [f"{delivery_id}_{index}" for index in range(len(matched))]
         subjects = {decision.rule.name: subject_of(decision.rule, event) for decision in matched}
         now = time.time()
         decided = [decision.to_dict() for decision in decisions]
+        jobs_text = json.dumps(job_ids)
         record = {
             "id": delivery_id,
             "source": source,
             "event": event["event"],
             "sender_id": event.get("sender_id") or "",
-            "received_at": now,
+            "received_at": repr(now),
             "rules_version": self.ruleset.version,
             "decisions": json.dumps(decided),
-            "jobs": json.dumps(job_ids),
+            "jobs": jobs_text,
             "subjects": json.dumps(sorted({s for s in subjects.values() if s})),
             "connections": json.dumps(sorted({a["connection"] for d in matched for a in d.rule.actions})),
-            "headers": json.dumps(stored["headers"]),
-            "query": json.dumps(stored["query"]),
-            "event_body": json.dumps(stored["body"]),
+            "headers": texts["headers"],
+            "query": texts["query"],
+            "event_body": texts["body"],
             "body": self.stored_raw,
-            "body_truncated": int(self.raw_length > RAW_BODY_CAP),
-            "duplicates": 0,
+            "body_truncated": "1" if self.raw_length > RAW_BODY_CAP else "0",
+            "duplicates": "0",
             "replay_of": event.get("replay_of") or "",
             **{f"job:{job_id}": "queued" for job_id in job_ids},
         }
-        timeline = [json.dumps({"at": now, "status": "received"}),
-                    json.dumps({"at": now, "status": "queued" if job_ids else "unmatched", "jobs": job_ids})]
+        # As json.dumps writes them (a float as its repr), without its cost.
+        timeline = [f'{{"at": {now!r}, "status": "received"}}',
+                    f'{{"at": {now!r}, "status": "{"queued" if job_ids else "unmatched"}", "jobs": {jobs_text}}}']
         counters = [metrics.field("bridge_deliveries_total", source=source, outcome="queued" if job_ids else "unmatched"),
                     *(metrics.field("bridge_rule_matches_total", rule=decision.rule.name) for decision in matched)]
         duplicate_counters = [metrics.field("bridge_deliveries_total", source=source, outcome="duplicate"),
                               metrics.field("bridge_duplicates_total", source=source)]
-        jobs = [self._job(decision, job_id, stored, subjects[decision.rule.name]) for decision, job_id in zip(matched, job_ids)]
-        self.events += [delivery_id, len(keys), *flatten(keys),
-                        len(duplicate_counters), *duplicate_counters,
-                        len(record) * 2, *flatten(record.items()),
-                        len(timeline), *timeline, now, len(counters), *counters,
-                        len(jobs), *flatten(jobs)]
+        jobs = [self._job(decision, job_id, stored, subjects[decision.rule.name], now)
+                for decision, job_id in zip(matched, job_ids)]
+        self.events.append({"id": delivery_id, "keys": [(key, str(ttl)) for key, ttl in keys],
+                            "duplicate_counters": duplicate_counters, "record": [*flatten(record.items())],
+                            "timeline": timeline, "received_at": repr(now), "counters": counters, "jobs": jobs})
         self.outcomes.append(Outcome(delivery_id, source, event["event"], [d.rule.name for d in matched], job_ids, decided))
 
-    def _job(self, decision: Decision, job_id: str, event: dict, subject: str | None) -> list:
-        """Return one job's part of the script's arguments: its id, subject key, enqueue times and RQ's fields."""
+    def _job(self, decision: Decision, job_id: str, event: dict, subject: str | None, now: float) -> dict:
+        """Return one job's part of the plan: its id, subject key, enqueue times and RQ's fields."""
         rule, settings, serializer = decision.rule, self.settings, self.queue.serializer
         policy, policy_data, fields = _job_template(self.queue, self.ruleset, settings, rule)
         payload = job_payload(rule, event, self.ruleset, retry=policy_data)
         meta = {"delivery_id": event["delivery_id"], "rule": rule.name, "rules_version": self.ruleset.version,
                 "subject": subject, "retry_max": policy.attempts}
         # The fields RQ's Job.to_dict() gives a job of its own making, this job's own four among them.
-        created_at = utcformat(now())  # also its enqueued_at: the same moment, as far as anyone can tell
+        created_at = _utc_text(now)  # also its enqueued_at: the same moment, as far as anyone can tell
         fields = {**fields, "created_at": created_at, "description": f"rule {rule.name} for delivery {event['delivery_id']}",
-                  "data": zlib.compress(serializer.dumps((JOB_FUNCTION, None, (payload,), {}))),
+                  "data": _job_data(serializer.dumps((JOB_FUNCTION, None, (payload,), {}))),
                   "meta": serializer.dumps(meta)}
-        return [job_id, subject_key(subject) if subject else "", created_at, current_timestamp() + settings.delivery_ttl,
-                len(fields) * 2, *flatten(fields.items())]
+        return {"id": job_id, "subject": subject_key(subject) if subject else "", "enqueued_at": created_at,
+                "deferred_until": str(int(now) + settings.delivery_ttl), "fields": [*flatten(fields.items())]}
+
+
+def _utc_text(moment: float) -> str:
+    """Return a time as RQ's utcformat writes it (2026-11-30T09:04:08.690864Z)."""
+    whole = int(moment)
+    return f"{_utc_second(whole)}.{int((moment - whole) * 1e6):06d}Z"
+
+
+@lru_cache(maxsize=4)
+def _utc_second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
+def _job_data(data: bytes) -> bytes:
+    """Return a job's call as stored: zlib-compressed, as RQ stores it, only when it is large."""
+    # RQ's Job.restore reads uncompressed data too, and the worker saves the job compressed when it ends;
+    # for a small job zlib would cost more than all the rest of its planning.
+    return zlib.compress(data) if len(data) > COMPRESS_ABOVE else data
 
 
 def _job_template(queue: Queue, ruleset: RuleSet, settings: Settings, rule) -> tuple[RetryPolicy, dict, dict]:
@@ -246,7 +286,8 @@ def _job_template(queue: Queue, ruleset: RuleSet, settings: Settings, rule) -> t
         prototype = queue.create_job(JOB_FUNCTION, job_id="prototype", timeout=settings.job_timeout,
                                      result_ttl=settings.delivery_ttl, failure_ttl=settings.delivery_ttl,
                                      ttl=settings.delivery_ttl, retry=policy.rq_retry(), on_failure=Callback(FAILURE_CALLBACK))
-        fields = {name: value for name, value in prototype.to_dict().items()
+        # As text, as redis-py would send them: the plan carries strings only (a Lua number is a double).
+        fields = {name: str(value) if isinstance(value, int) else value for name, value in prototype.to_dict().items()
                   if name not in ("status", "created_at", "description", "data", "meta")}
         ruleset.memo[key] = policy, asdict(policy), fields
     return ruleset.memo[key]

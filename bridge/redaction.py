@@ -34,6 +34,14 @@ def _spellings(secret: str) -> tuple[str, ...]:
     return tuple({secret, quote_plus(secret), quote(secret, safe="")})
 
 
+@lru_cache(maxsize=256)
+def spellings_in_json(secrets: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
+    """Return every spelling scrub() replaces, and whether each would show unchanged in data written as JSON."""
+    spellings = tuple(spelling for secret in secrets if secret and len(secret) >= 4 for spelling in _spellings(secret))
+    return spellings, all(spelling.isascii() and spelling.isprintable() and '"' not in spelling and "\\" not in spelling
+                          for spelling in spellings)
+
+
 def without_credentials(url: str) -> str:
     """Return a URL with any user:password@ taken out, for messages and logs."""
     parts = urlsplit(url)

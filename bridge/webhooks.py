@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import lru_cache
 
 import redis
 from flask import Blueprint, current_app, g, jsonify, request
 from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import HTTPException
+from werkzeug.urls import uri_to_iri
 
 from . import metrics
 from .deliveries import accept, new_delivery_id
@@ -36,7 +38,13 @@ def _source(name: str):
 def called_url() -> str:
     """Return the URL as the sender called it (signatures such as HubSpot's cover it, escapes included)."""
     uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.full_path.rstrip("?")
-    return request.host_url.rstrip("/") + uri
+    return _origin(request.scheme, request.host) + uri
+
+
+@lru_cache(maxsize=64)
+def _origin(scheme: str, host: str) -> str:
+    """Return scheme://host as werkzeug's host_url spells it (IRI, host decoded), worked out once per host."""
+    return uri_to_iri(f"{scheme}://{host}/").rstrip("/")
 
 
 @blueprint.route("/hooks/<name>", methods=["GET", "HEAD"])

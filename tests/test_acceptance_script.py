@@ -24,6 +24,8 @@ def rq_state(connection, job_ids: list[str]) -> dict:
              "deferred": [member for member, _ in connection.zrange("rq:deferred:bridge", 0, -1, withscores=True)]}
     for job_id in job_ids:
         fields = connection.hgetall(f"rq:job:{job_id}")
+        if b"data" in fields:  # RQ compresses the call; the bridge only a large one, and RQ reads both
+            fields[b"data"] = uncompressed(fields[b"data"])
         if b"enqueued_at" in fields:
             fields[b"enqueued_at"] = b"(a time of its own)"
         state[job_id] = {
@@ -34,6 +36,14 @@ def rq_state(connection, job_ids: list[str]) -> dict:
                                                              f"rq:job::{job_id}:dependencies")],
         }
     return state
+
+
+def uncompressed(data: bytes) -> bytes:
+    """Return a job's call as RQ's Job.restore reads it."""
+    try:
+        return zlib.decompress(data)
+    except zlib.error:
+        return data
 
 
 def forget_rq_keys(connection) -> None:
@@ -55,7 +65,7 @@ def test_jobs_written_by_the_script_are_what_rq_itself_writes(client, redis_conn
     assert jobs[1].dependency_ids == [first] and jobs[1].allow_dependency_failures
     for job in jobs:  # the call and meta are serialized as RQ serializes those of a job it creates
         own = Job.create(job.func_name, args=job.args, kwargs=job.kwargs, meta=job.meta, connection=redis_conn)
-        assert written[job.id]["fields"][b"data"] == zlib.compress(own.data)
+        assert written[job.id]["fields"][b"data"] == own.data
         assert written[job.id]["fields"][b"meta"] == own.serializer.dumps(own.meta)
     forget_rq_keys(redis_conn)
     queue = Queue("bridge", connection=redis_conn)
