@@ -16,6 +16,8 @@ uses this file; options given on the command line still win.
 
 import os
 
+from gunicorn.glogging import Logger
+
 
 def _number(name: str, default: int, least: int = 0) -> int:
     raw = os.environ.get(name, "").strip()
@@ -49,3 +51,14 @@ access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss "%(a)s"'
 # The platform's router terminates TLS and is the only way in: believe its X-Forwarded-Proto, so that the
 # URL a signature covers (HubSpot signs https://...) is the URL the sender called.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
+
+
+class AccessLogger(Logger):
+    """gunicorn's logger, but for webhooks the bridge logged itself: one line per delivery, not two per request."""
+
+    def access(self, resp, req, environ, request_time):
+        if not environ.get("bridge.logged"):
+            super().access(resp, req, environ, request_time)
+
+
+logger_class = AccessLogger

@@ -79,10 +79,9 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream=None) -> No
     handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(JSONFormatter() if fmt == "json" else TextFormatter())
     handler._bridge = True
-    # Neither format shows where a line was logged from, thread or process: skip finding them out for each
-    # line (the knobs the logging HOWTO's "Optimization" section gives; a receiver logs every delivery).
+    # No format here or in gunicorn shows where a line was logged from: skip finding it out for each line
+    # (the logging HOWTO's "Optimization" section; a receiver logs every delivery).
     logging._srcfile = None
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers = [h for h in root.handlers if not getattr(h, "_bridge", False)] + [handler]
     root.setLevel(level.upper())

@@ -67,6 +67,7 @@ def receive(name: str):
 
 def _receive(runtime, name: str):
     """Read the body within its limit, verify the sender on the raw bytes, then decode, match and queue."""
+    started = time.perf_counter()
     ruleset, source = _source(name)
     raw = read_body(request.environ, runtime.settings.max_body_bytes)
     g.hook_raw = raw  # for the refused-request log, should this request be refused after all
@@ -93,11 +94,15 @@ def _receive(runtime, name: str):
         return jsonify(source=name, deliveries=[], message="the body holds no events; nothing queued"), 200
     secrets = secrets_of(source.options.get("secret")) + secrets_of(source.options.get("password"))
     outcomes = accept(runtime.redis, runtime.settings, batch, raw, ruleset, secrets, signed)
-    for outcome in outcomes if log.isEnabledFor(logging.INFO) else ():
-        log.info("delivery %s", "duplicate" if outcome.duplicate_of else "queued" if outcome.matched else "unmatched",
-                 extra={"delivery_id": outcome.duplicate_of or outcome.delivery_id, "source": name, "event": outcome.event,
-                        "rules": outcome.matched, "jobs": outcome.jobs})
     status = 200 if all(outcome.duplicate_of for outcome in outcomes) else 202
+    if log.isEnabledFor(logging.INFO):
+        # These lines say all gunicorn's access line would (gunicorn.conf.py leaves that one out): one line per delivery.
+        request.environ["bridge.logged"] = True
+        for outcome in outcomes:
+            log.info("delivery %s", "duplicate" if outcome.duplicate_of else "queued" if outcome.matched else "unmatched",
+                     extra={"delivery_id": outcome.duplicate_of or outcome.delivery_id, "source": name, "event": outcome.event,
+                            "rules": outcome.matched, "jobs": outcome.jobs, "status": status, "remote_addr": request.remote_addr,
+                            "seconds": round(time.perf_counter() - started, 4)})
     if len(outcomes) == 1:
         return jsonify(outcomes[0].to_dict()), status
     return jsonify(source=name, deliveries=[outcome.to_dict() for outcome in outcomes]), status

@@ -96,3 +96,28 @@ def test_malformed_chunking_is_400(server, redis_conn, broken):
     status, reply = _exchange(server, _request(broken, b"{}", chunked=True))
     assert status == 400 and b"the body cannot be read" in reply, reply
     assert redis_conn.zcard(INDEX_KEY) == 0
+
+
+def test_a_webhook_is_one_log_line_and_other_requests_keep_gunicorns_access_line(redis_url, sandbox_server):
+    """gunicorn.conf.py leaves out the access line of a webhook the bridge logged itself, with what that line said."""
+    port = free_port()
+    env = child_env(REDIS_URL=redis_url, RULES_DIR=EXAMPLE_RULES, PORT=port, WEB_CONCURRENCY=1, BRIDGE_LOG_FORMAT="json",
+                    **demo_env(sandbox_server.url))
+    process = start([PYTHON, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "bridge:create_app()"], env, cwd=REPO)
+    try:
+        wait_for(lambda: _exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")[0] == 200,
+                 what="gunicorn to answer /healthz")
+        body = _order(200)
+        assert _exchange(port, _request(body, body, chunked=False))[0] == 202
+        assert _exchange(port, _request(body, b"not what was signed", chunked=False))[0] == 401
+    finally:
+        output = stop(process)
+    lines = output.splitlines()
+    deliveries = [json.loads(line) for line in lines if '"message": "delivery ' in line]
+    assert len(deliveries) == 1, output
+    assert deliveries[0]["status"] == 202 and deliveries[0]["remote_addr"] == "127.0.0.1"
+    assert deliveries[0]["seconds"] >= 0 and deliveries[0]["source"] == "shop"
+    access = [line for line in lines if '"GET /healthz' in line or '"POST /hooks/shop' in line]
+    assert any('"GET /healthz HTTP/1.1" 200' in line for line in access), output
+    assert [line for line in access if "POST" in line and '" 401 ' in line], output  # a refusal keeps its access line
+    assert not [line for line in access if "POST" in line and '" 202 ' in line], output
