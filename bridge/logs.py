@@ -19,8 +19,12 @@ _STANDARD |= {"arguments", "kwargs"}
 _encode = json.JSONEncoder(default=str).encode
 
 
+# Field names come from the code, not from requests: a small cache holds them all.
+_secret_field = functools.lru_cache(maxsize=256)(is_secret_name)
+
+
 def _fields(record: logging.LogRecord) -> dict:
-    return {key: (REDACTED if is_secret_name(key) else value)
+    return {key: (REDACTED if _secret_field(key) else value)
             for key, value in vars(record).items() if key not in _STANDARD and not key.startswith("_")}
 
 

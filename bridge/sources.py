@@ -106,6 +106,16 @@ class Inbound:
         return rebuilt if rebuilt != self.url else None
 
 
+def environ_headers(environ: Mapping) -> dict[str, str]:
+    """Return a WSGI request's headers with lower-cased names, read from the environ as werkzeug reads them."""
+    headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
+               if key.startswith("HTTP_") and key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH")}
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers[key.replace("_", "-").lower()] = environ[key]
+    return headers
+
+
 @dataclass(frozen=True)
 class Event:
     """One event of a delivery: its name, the sender's stable id (None if it has none) and its data."""

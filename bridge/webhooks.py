@@ -17,7 +17,7 @@ from .deliveries import accept, new_delivery_id
 from .engine import decide_all
 from .errors import BadRequest, BridgeError, ConfigErrors, NotFound, PayloadTooLarge, Unauthorized
 from .signatures import secrets_of
-from .sources import PRESETS, Inbound
+from .sources import PRESETS, Inbound, environ_headers
 
 blueprint = Blueprint("webhooks", __name__)
 log = logging.getLogger("bridge.webhooks")
@@ -71,7 +71,7 @@ def _receive(runtime, name: str):
     ruleset, source = _source(name)
     raw = read_body(request.environ, runtime.settings.max_body_bytes)
     g.hook_raw = raw  # for the refused-request log, should this request be refused after all
-    inbound = Inbound.of(request.method, called_url(), request.headers, raw, limits=runtime.settings.body_limits)
+    inbound = Inbound.of(request.method, called_url(), environ_headers(request.environ), raw, limits=runtime.settings.body_limits)
     preset = PRESETS[source.type]
     if preset.ping(inbound, source.options):
         log.info("URL check answered", extra={"source": name})

@@ -622,3 +622,16 @@ def test_reprs_of_sources_and_connections_hold_no_secret():
     shown = repr(source) + repr(connection) + repr(Coursebox("cb", connection.spec))
     assert "wc-secret-value" not in shown and "cb-pass" not in shown and "pw-in-url" not in shown
     assert "shop.yaml" in shown and "lms.test" in shown
+
+
+def test_headers_read_from_the_environ_are_werkzeugs_with_lower_cased_names():
+    from werkzeug.datastructures import EnvironHeaders
+    from werkzeug.test import EnvironBuilder
+
+    from bridge.sources import environ_headers
+
+    environ = EnvironBuilder(method="POST", data=b"{}", headers={"X-WC-Webhook-Signature": "abc", "Content-Type": "application/json",
+                                                                 "User-Agent": "WooCommerce/9"}).get_environ()
+    environ["HTTP_CONTENT_TYPE"] = "not the content type"  # werkzeug ignores it; so does the receiver
+    expected = {name.lower(): value for name, value in dict(EnvironHeaders(environ)).items()}
+    assert environ_headers(environ) == expected and expected["content-type"] == "application/json"
