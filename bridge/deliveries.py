@@ -17,7 +17,7 @@ import msgpack
 import redis
 from rq import Callback, Queue
 
-from . import metrics
+from . import jsontext, metrics
 from .engine import Decision, job_payload, subject_of
 from .errors import QueueUnavailable
 from .redaction import REDACTED, redact, scrub, spellings_in_json
@@ -63,12 +63,12 @@ def stored_event(event: dict, secrets: list[str]) -> tuple[dict, dict[str, str]]
     spellings, checkable = spellings_in_json(tuple(secrets))
     stored, texts = dict(event), {}
     for part, value in (("headers", headers), ("query", event["query"]), ("body", event["body"])):
-        text = json.dumps(value)
+        text = jsontext.dumps(value)
         # A secret spelled in plain printable ASCII shows in the JSON wherever it is in the data: when none
         # shows, there is nothing to scrub (most deliveries), and the walk through the data is skipped.
         if spellings and (not checkable or any(spelling in text for spelling in spellings)):
             value = redact(value, secrets, by_name=False)
-            text = json.dumps(value)
+            text = jsontext.dumps(value)
         stored[part], texts[part] = value, text
     return stored, texts
 
@@ -204,7 +204,7 @@ class _Plan:
         subjects = {decision.rule.name: subject_of(decision.rule, event) for decision in matched}
         now = time.time()
         decided = [decision.to_dict() for decision in decisions]
-        jobs_text = json.dumps(job_ids)
+        jobs_text = jsontext.dumps(job_ids)
         record = {
             "id": delivery_id,
             "source": source,
@@ -212,10 +212,10 @@ class _Plan:
             "sender_id": event.get("sender_id") or "",
             "received_at": repr(now),
             "rules_version": self.ruleset.version,
-            "decisions": json.dumps(decided),
+            "decisions": jsontext.dumps(decided),
             "jobs": jobs_text,
-            "subjects": json.dumps(sorted({s for s in subjects.values() if s})),
-            "connections": json.dumps(sorted({a["connection"] for d in matched for a in d.rule.actions})),
+            "subjects": jsontext.dumps(sorted({s for s in subjects.values() if s})),
+            "connections": jsontext.dumps(sorted({a["connection"] for d in matched for a in d.rule.actions})),
             "headers": texts["headers"],
             "query": texts["query"],
             "event_body": texts["body"],
@@ -225,9 +225,8 @@ class _Plan:
             "replay_of": event.get("replay_of") or "",
             **{f"job:{job_id}": "queued" for job_id in job_ids},
         }
-        # As json.dumps writes them (a float as its repr), without its cost.
-        timeline = [f'{{"at": {now!r}, "status": "received"}}',
-                    f'{{"at": {now!r}, "status": "{"queued" if job_ids else "unmatched"}", "jobs": {jobs_text}}}']
+        timeline = [jsontext.dumps({"at": now, "status": "received"}),
+                    jsontext.dumps({"at": now, "status": "queued" if job_ids else "unmatched", "jobs": job_ids})]
         counters = [metrics.field("bridge_deliveries_total", source=source, outcome="queued" if job_ids else "unmatched"),
                     *(metrics.field("bridge_rule_matches_total", rule=decision.rule.name) for decision in matched)]
         duplicate_counters = [metrics.field("bridge_deliveries_total", source=source, outcome="duplicate"),
@@ -306,7 +305,7 @@ def note(connection: redis.Redis, delivery_id: str, job_id: str, status: str, /,
     """Add a job's step to its delivery's timeline (running, retrying, succeeded, failed)."""
     entry = {"at": time.time(), "status": status, "job": job_id, **detail}
     connection.eval(_NOTE, 2, RECORD_KEY.format(delivery_id), TIMELINE_KEY.format(delivery_id),
-                    json.dumps(entry, default=str), f"job:{job_id}", status)
+                    jsontext.dumps(entry, default=str), f"job:{job_id}", status)
 
 
 def delivery_status(record: dict) -> str:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import sys
 import time
 
+from . import jsontext
 from .redaction import REDACTED, is_secret_name
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and belongs in the JSON line.
@@ -16,7 +16,6 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 _STANDARD |= {"arguments", "kwargs"}
 
 
-_encode = json.JSONEncoder(default=str).encode
 
 
 # Field names come from the code, not from requests: a small cache holds them all.
@@ -47,7 +46,7 @@ class JSONFormatter(logging.Formatter):
         }
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return _encode(line)
+        return jsontext.dumps(line, default=str)
 
 
 class TextFormatter(logging.Formatter):
