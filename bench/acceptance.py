@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import http.client
 import itertools
+import os
 import re
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import threading
 import time
@@ -29,7 +31,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from harness import BENCH, Stack, bridge_env, child_env, main_of, positive, run_tag, signed_order
+from harness import BENCH, Stack, bridge_env, child_env, descendants, main_of, positive, run_tag, signed_order
 
 WARMUP = 100  # requests per warm-up round: every gunicorn worker loads its rules and connects to Redis
 WARMUP_ROUNDS = 5  # at most; warming up ends with the first round answered 202 throughout
@@ -42,6 +44,8 @@ class Round:
     statuses: Counter
     seconds: float
     client_cpu: float
+    server_cpu: float = 0.0  # seconds of CPU the side's gunicorn processes used in the round
+    redis_cpu: float = 0.0  # and its Redis server
 
     @property
     def done(self) -> int:
@@ -163,6 +167,25 @@ def load_wrk(base: str, path: str, requests: list[tuple[bytes, dict]], count: in
     return Round(+statuses, elapsed, cpu)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """Return the CPU time (user and system) some processes have used so far; 0 where /proc cannot tell."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def per_request_cpu(rounds: list[Round], requests: int) -> tuple[float, float]:
+    """Return the median CPU microseconds per request of a side's gunicorn processes and of Redis."""
+    return (statistics.median(r.server_cpu for r in rounds) / requests * 1e6,
+            statistics.median(r.redis_cpu for r in rounds) / requests * 1e6)
+
+
 def warm_up(base: str, orders: list[tuple[bytes, dict]], connections: int, seconds: float) -> tuple[int, Counter]:
     """Send warm-up rounds until one is all 202; return how many requests were sent and the other answers."""
     sent, others = 0, Counter()
@@ -198,17 +221,25 @@ def main() -> None:
     with Stack() as stack:
         url = stack.redis(options.redis_url)
         settings = dict(workers=options.workers, threads=options.threads)
+        redis_pids = [stack.processes[-1].popen.pid] if not options.redis_url else []
         bare = stack.gunicorn("bare app", "baseline:create_app()", child_env(REDIS_URL=url), pythonpath=BENCH, **settings)
+        servers = {bare: stack.processes[-1].popen.pid}
         bridge = stack.gunicorn("bridge", "bridge:create_app()", bridge_env(url), **settings)
+        servers[bridge] = stack.processes[-1].popen.pid
         print(f"acceptance: {options.requests} distinct signed orders per side and round, {options.connections} connections "
               f"from {'wrk' if client == 'wrk' else 'threads of this process'}, gunicorn {options.workers} worker(s) x "
               f"{options.threads} thread(s) each side, Redis {url}", flush=True)
 
         def timed(base: str, batch: list) -> Round:
+            pids = [servers[base], *descendants(servers[base])]
+            before = cpu_seconds(pids), cpu_seconds(redis_pids)
             if client == "wrk":
-                return load_wrk(base, "/hooks/shop", batch, options.requests, options.connections, options.seconds,
+                done = load_wrk(base, "/hooks/shop", batch, options.requests, options.connections, options.seconds,
                                 stack.folder)
-            return load(base, "/hooks/shop", batch[:options.requests], options.connections, options.seconds)
+            else:
+                done = load(base, "/hooks/shop", batch[:options.requests], options.connections, options.seconds)
+            done.server_cpu, done.redis_cpu = cpu_seconds(pids) - before[0], cpu_seconds(redis_pids) - before[1]
+            return done
 
         warm_up(bare, orders[:warm], options.connections, options.seconds)
         warm_sent, warm_others = warm_up(bridge, orders[:warm], options.connections, options.seconds)
@@ -232,6 +263,12 @@ def main() -> None:
     if queued < accepted:
         print(f"WARNING: {accepted} orders answered 202 but only {queued} jobs are queued")
     print(f"jobs queued by the bridge: {queued}; bodies pushed by the bare app: {pushed}")
+    cpu = {side: per_request_cpu(found, options.requests) for side, found in rounds.items()}
+    if all(sum(values) for values in cpu.values()):
+        # On a shared or virtual machine the rates of single rounds jump; the CPU each request took varies less.
+        print("CPU per request (median of rounds): "
+              + "; ".join(f"{side} {server:.0f} us gunicorn + {redis:.0f} us Redis" for side, (server, redis) in cpu.items())
+              + f"; ratio bare/bridge {sum(cpu['bare']) / sum(cpu['bridge']):.2f}")
     print(f"ratio bridge/bare: {best['bridge'].rate / best['bare'].rate:.2f}  (aim: at least 0.6)")
 
 

@@ -113,7 +113,8 @@ def test_a_webhook_is_one_log_line_and_other_requests_keep_gunicorns_access_line
     finally:
         output = stop(process)
     lines = output.splitlines()
-    deliveries = [json.loads(line) for line in lines if '"message": "delivery ' in line]
+    logged = [json.loads(line) for line in lines if line.startswith("{")]
+    deliveries = [entry for entry in logged if entry["message"].startswith("delivery ")]
     assert len(deliveries) == 1, output
     assert deliveries[0]["status"] == 202 and deliveries[0]["remote_addr"] == "127.0.0.1"
     assert deliveries[0]["seconds"] >= 0 and deliveries[0]["source"] == "shop"
