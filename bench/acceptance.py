@@ -6,7 +6,9 @@ The bare side is bench/baseline.py: the same requests, gunicorn settings and Red
 RPUSH of the raw body. Both are loaded on keep-alive connections, bounded in count and time,
 alternately, best round kept, by `wrk` when it is installed (Debian's package) and else by threads
 of this process; the client's own CPU use is printed, since on a small machine it takes CPU from
-the servers (more from the faster bare side, which flatters the ratio).
+the servers (more from the faster bare side, which flatters the ratio). On a shared or virtual
+machine single rounds jump: the median ratio of each pair of rounds (bare, then bridge) and the CPU
+each request took (gunicorn's processes and Redis, from /proc) are printed too.
 
     python bench/acceptance.py [--requests 2000] [--rounds 5] [--connections 8] [--workers 2] [--threads 4] [--client wrk]
 """
@@ -269,6 +271,8 @@ def main() -> None:
         print("CPU per request (median of rounds): "
               + "; ".join(f"{side} {server:.0f} us gunicorn + {redis:.0f} us Redis" for side, (server, redis) in cpu.items())
               + f"; ratio bare/bridge {sum(cpu['bare']) / sum(cpu['bridge']):.2f}")
+    paired = statistics.median(bridge.rate / bare.rate for bare, bridge in zip(rounds["bare"], rounds["bridge"]))
+    print(f"ratio bridge/bare, median of the rounds' pairs: {paired:.2f}")
     print(f"ratio bridge/bare: {best['bridge'].rate / best['bare'].rate:.2f}  (aim: at least 0.6)")
 
 

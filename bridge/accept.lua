@@ -24,11 +24,17 @@ local events = plan.events
 local seen = {}      -- dedupe key -> delivery id already there
 local last_job = {}  -- subject key -> its last job, when that job is not finished
 for _, event in ipairs(events) do
-  event.stored = redis.call('EXISTS', record_prefix .. event.id) == 1
   for _, entry in ipairs(event.keys) do
     if seen[entry[1]] == nil then
       seen[entry[1]] = redis.call('GET', entry[1]) or false
     end
+  end
+  -- Stored already by this very acceptance, run again after a lost reply: its own dedupe key says so
+  -- (a replay has none; its record does).
+  if #event.keys > 0 then
+    event.stored = seen[event.keys[1][1]] == event.id
+  else
+    event.stored = redis.call('EXISTS', record_prefix .. event.id) == 1
   end
   for _, job in ipairs(event.jobs) do
     if job.subject ~= '' and last_job[job.subject] == nil then

@@ -51,7 +51,7 @@ def digest(key: bytes, message: bytes, algorithm: str = "sha256") -> bytes:
     """Return the HMAC of a message."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
-    return hmac.new(key, message, algorithm).digest()
+    return hmac.digest(key, message, algorithm)
 
 
 def encode(raw: bytes, encoding: str) -> str:
