@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bridge.bodies import BodyLimits, decode_body, decode_form
 from bridge.errors import BadRequest
@@ -125,3 +127,22 @@ def test_json_the_bridge_could_not_store_is_refused(raw, reason):
 
 def test_a_surrogate_pair_is_one_character_and_fine():
     assert decode_body(b'{"s": "\\ud83d\\ude00"}', "application/json") == {"s": "\U0001F600"}
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(10 ** 30), max_value=10 ** 30)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=12)
+
+
+@given(value=st.dictionaries(st.text(max_size=6), _JSON_VALUES, max_size=4), ensure_ascii=st.booleans())
+def test_the_fast_json_decoder_gives_what_the_standard_library_gives(value, ensure_ascii):
+    """orjson reads ordinary bodies; numbers past 64 bits and the rest go the standard library's way: same values, same types."""
+    import json
+
+    from bridge.bodies import BodyLimits, _decode_json
+
+    raw = json.dumps(value, ensure_ascii=ensure_ascii).encode()
+    decoded = _decode_json(raw, BodyLimits(depth=64, fields=10_000))
+    expected = json.loads(raw)
+    assert repr(decoded) == repr(expected)
