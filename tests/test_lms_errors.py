@@ -147,3 +147,16 @@ def test_toolkit_key_echoed_by_the_lms_is_scrubbed(toolkit, lms_sandbox):
     lms_sandbox.fault(status=400, body=f"bad request: api-key={COURSETOOLKIT_API_KEY}")
 
     assert "[redacted]" in str(caught(toolkit, "get_user", {"userid": "1001"}, LMSRejected))
+
+
+def test_a_connection_reads_the_proxy_and_ca_settings_once_for_its_server(monkeypatch):
+    """requests would read the environment on every request; a connection reads it when built, for its own server."""
+    from bridge.lms.base import session_for
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "lms.internal")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    outside, inside = session_for("https://lms.example.com"), session_for("https://lms.internal/api")
+    assert outside.proxies["https"] == "http://proxy.example:3128" and "https" not in inside.proxies
+    assert outside.verify == inside.verify == "/etc/ssl/certs/ca-certificates.crt"
+    assert not outside.trust_env  # nothing is looked up again per request

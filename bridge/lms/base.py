@@ -207,6 +207,20 @@ def lms_message(response: requests.Response) -> str:
     return text[:200] + ("…" if len(text) > 200 else "") if text else (response.reason or "no body")
 
 
+def session_for(url: str) -> requests.Session:
+    """Return an HTTP session for one server, the environment's proxy and CA bundle settings read once.
+
+    requests would read them again for every request (walking os.environ and looking for ~/.netrc);
+    a worker keeps its connections for hours, and the environment of a process does not change.
+    """
+    session = requests.Session()
+    found = session.merge_environment_settings(url, {}, None, None, None)
+    session.proxies.update(found["proxies"])
+    session.verify, session.cert = found["verify"], found["cert"]
+    session.trust_env = False
+    return session
+
+
 class Connector:
     """One configured LMS connection: validates its spec, performs actions, maps failures to errors."""
 
@@ -233,7 +247,7 @@ class Connector:
         self.store = make_store(redis)
         # Keyed by the url too: ids learnt from a staging LMS must never name users of the real one.
         self.identities = IdentityMap(self.store, f"bridge:lms:{name}:{digest(self.url)}:ids")
-        self.session = requests.Session()
+        self.session = session_for(self.url)
         self.session.headers["User-Agent"] = USER_AGENT
         # A lease longer than any request can take, so a slot held by a killed worker frees itself.
         self.observer = None  # called with (operation, seconds) after each reply, for metrics
