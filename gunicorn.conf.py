@@ -14,9 +14,8 @@ uses this file; options given on the command line still win.
 | `FORWARDED_ALLOW_IPS`       | `*`     | proxies whose X-Forwarded-Proto/-For are believed                |
 """
 
+import logging
 import os
-
-from gunicorn.glogging import Logger
 
 
 def _number(name: str, default: int, least: int = 0) -> int:
@@ -53,12 +52,10 @@ access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss "%(a)s"'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
 
 
-class AccessLogger(Logger):
-    """gunicorn's logger, but for webhooks the bridge logged itself: one line per delivery, not two per request."""
-
-    def access(self, resp, req, environ, request_time):
-        if not environ.get("bridge.logged"):
-            super().access(resp, req, environ, request_time)
+def _not_logged_by_the_bridge(record: logging.LogRecord) -> bool:
+    """Keep an access line unless the receiver logged the request itself (a webhook's delivery line says it all)."""
+    return not (isinstance(record.args, dict) and record.args.get("{bridge.logged}e"))
 
 
-logger_class = AccessLogger
+# A filter, not a logger class of our own: gunicorn only switches to its statsd logger while logger_class is its default.
+logging.getLogger("gunicorn.access").addFilter(_not_logged_by_the_bridge)

@@ -29,13 +29,9 @@ for _, event in ipairs(events) do
       seen[entry[1]] = redis.call('GET', entry[1]) or false
     end
   end
-  -- Stored already by this very acceptance, run again after a lost reply: its own dedupe key says so
-  -- (a replay has none; its record does).
-  if #event.keys > 0 then
-    event.stored = seen[event.keys[1][1]] == event.id
-  else
-    event.stored = redis.call('EXISTS', record_prefix .. event.id) == 1
-  end
+  -- Stored already by this very acceptance, run again after a lost reply. (Its record says so, not its
+  -- dedupe key: that key may have expired or been evicted first.)
+  event.stored = redis.call('EXISTS', record_prefix .. event.id) == 1
   for _, job in ipairs(event.jobs) do
     if job.subject ~= '' and last_job[job.subject] == nil then
       local previous = redis.call('GET', job.subject)

@@ -111,6 +111,23 @@ def test_an_acceptance_run_twice_is_stored_once(app, redis_conn, lost_reply):
     assert redis_conn.llen("rq:queue:bridge") == 1
 
 
+def test_a_run_again_after_its_dedupe_key_went_is_still_stored_once(app, redis_conn):
+    """The record, not the dedupe key (which a short window or eviction may have removed), tells a run again."""
+    from bridge.engine import decide_all
+
+    runtime = app.extensions["bridge"]
+    ruleset = runtime.rules.get()
+    event = {"source": "hr", "event": "employee.hired", "delivery_id": deliveries.new_delivery_id(), "sender_id": "gone",
+             "received_at": 0.0, "headers": {}, "query": {}, "body": {"employee": {"email": "gone@example.com"}}}
+    batch = [(event, decide_all(ruleset, event))]
+    [outcome] = deliveries.accept(redis_conn, runtime.settings, batch, b"{}", ruleset)
+    redis_conn.delete(deliveries.seen_key(event, b"{}", 0))
+    [again] = deliveries.accept(redis_conn, runtime.settings, batch, b"{}", ruleset)
+    assert again.duplicate_of is None and again.jobs == outcome.jobs
+    assert redis_conn.lrange("rq:queue:bridge", 0, -1) == [job.encode() for job in outcome.jobs]
+    assert len(redis_conn.lrange(deliveries.TIMELINE_KEY.format(outcome.delivery_id), 0, -1)) == 2
+
+
 def test_a_full_redis_refuses_the_whole_delivery(client, redis_conn):
     """Out of memory, the script fails at its first write: a 503, and nothing of the delivery is left behind."""
     order = {"event": "employee.hired", "id": "oom-1", "employee": {"email": "oom@example.com"}}

@@ -3,11 +3,13 @@
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 import bridge
 
 from bridge.cli import cli
+from bridge.settings import Settings
 from tests.rule_files import EXAMPLE_RULES, REPO
 
 
@@ -51,6 +53,13 @@ def test_bad_setting_is_a_usage_error(monkeypatch):
     monkeypatch.setenv("PORT", "eighty")
     result = CliRunner().invoke(cli, ["serve"])
     assert result.exit_code == 2 and "PORT must be a whole number, got 'eighty'" in result.output
+
+
+@pytest.mark.parametrize("name", ["BRIDGE_DEDUPE_WINDOW", "BRIDGE_DELIVERY_TTL"])
+def test_a_window_of_zero_seconds_is_refused(name):
+    """Redis refuses SET ... EX 0 (every webhook would get a 503) and EXPIRE 0 deletes at once: say so at start."""
+    with pytest.raises(ValueError, match=f"{name} must be at least 1, got 0"):
+        Settings.from_env({name: "0"})
 
 
 def test_the_module_workers_import_does_not_import_flask():
