@@ -14,8 +14,11 @@ uses this file; options given on the command line still win.
 | `FORWARDED_ALLOW_IPS`       | `*`     | proxies whose X-Forwarded-Proto/-For are believed                |
 """
 
-import logging
 import os
+import shlex
+import sys
+
+from gunicorn.glogging import Logger
 
 
 def _number(name: str, default: int, least: int = 0) -> int:
@@ -52,10 +55,14 @@ access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss "%(a)s"'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
 
 
-def _not_logged_by_the_bridge(record: logging.LogRecord) -> bool:
-    """Keep an access line unless the receiver logged the request itself (a webhook's delivery line says it all)."""
-    return not (isinstance(record.args, dict) and record.args.get("{bridge.logged}e"))
+class AccessLogger(Logger):
+    """gunicorn's logger, but for webhooks the bridge logged itself: one line per delivery, not two per request."""
+
+    def access(self, resp, req, environ, request_time):
+        if not environ.get("bridge.logged"):
+            super().access(resp, req, environ, request_time)
 
 
-# A filter, not a logger class of our own: gunicorn only switches to its statsd logger while logger_class is its default.
-logging.getLogger("gunicorn.access").addFilter(_not_logged_by_the_bridge)
+# gunicorn switches to its statsd logger only while logger_class is its default: asked for statsd, keep that.
+if not any(arg.startswith("--statsd-host") for arg in sys.argv + shlex.split(os.environ.get("GUNICORN_CMD_ARGS", ""))):
+    logger_class = AccessLogger

@@ -122,3 +122,14 @@ def test_a_webhook_is_one_log_line_and_other_requests_keep_gunicorns_access_line
     assert any('"GET /healthz HTTP/1.1" 200' in line for line in access), output
     assert [line for line in access if "POST" in line and '" 401 ' in line], output  # a refusal keeps its access line
     assert not [line for line in access if "POST" in line and '" 202 ' in line], output
+
+
+@pytest.mark.parametrize("asked", [[], ["--statsd-host", "localhost:8125"]], ids=["plain", "statsd"])
+def test_gunicorn_keeps_its_statsd_logger_when_asked_for(monkeypatch, asked):
+    """gunicorn only switches to its statsd logger while logger_class is its own: asked for statsd, the conf leaves it."""
+    import runpy
+
+    monkeypatch.setattr("sys.argv", ["gunicorn", *asked, "bridge:create_app()"])
+    monkeypatch.delenv("GUNICORN_CMD_ARGS", raising=False)
+    settings = runpy.run_path(str(REPO / "gunicorn.conf.py"))
+    assert ("logger_class" in settings) == (not asked)
