@@ -20,6 +20,7 @@ from rq import Callback, Queue
 from . import jsontext, metrics
 from .engine import Decision, job_payload, subject_of
 from .errors import QueueUnavailable
+from .logs import utc_second
 from .redaction import REDACTED, redact, scrub, spellings_in_json
 from .retries import RetryPolicy
 from .rules import RuleSet
@@ -257,12 +258,7 @@ class _Plan:
 def _utc_text(moment: float) -> str:
     """Return a time as RQ's utcformat writes it (2026-11-30T09:04:08.690864Z)."""
     whole = int(moment)
-    return f"{_utc_second(whole)}.{int((moment - whole) * 1e6):06d}Z"
-
-
-@lru_cache(maxsize=4)
-def _utc_second(seconds: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{utc_second(whole)}.{int((moment - whole) * 1e6):06d}Z"
 
 
 def _job_data(data: bytes) -> bytes:

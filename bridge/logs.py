@@ -15,9 +15,6 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 # RQ attaches a failed job's whole arguments to its error line: the webhook body, people's data; the job id is enough.
 _STANDARD |= {"arguments", "kwargs"}
 
-
-
-
 # Field names come from the code, not from requests: a small cache holds them all.
 _secret_field = functools.lru_cache(maxsize=256)(is_secret_name)
 
@@ -28,8 +25,8 @@ def _fields(record: logging.LogRecord) -> dict:
 
 
 @functools.lru_cache(maxsize=4)
-def _second(seconds: int) -> str:
-    """Return a whole second as ISO 8601 in UTC (a busy receiver logs many lines within each second)."""
+def utc_second(seconds: int) -> str:
+    """Return a whole second as ISO 8601 in UTC (logs and RQ's job times write many within each second)."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
@@ -38,7 +35,7 @@ class JSONFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "time": f"{_second(int(record.created))}.{int(record.msecs):03d}Z",
+            "time": f"{utc_second(int(record.created))}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
