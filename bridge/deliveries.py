@@ -53,13 +53,8 @@ def new_delivery_id() -> str:
     return f"{time.time_ns() // 1_000_000:x}-{os.urandom(6).hex()}"
 
 
-def redact_event(event: dict, secrets: list[str]) -> dict:
-    """Return an event safe to store: credential headers dropped, the source's secrets scrubbed everywhere."""
-    return stored_event(event, secrets)[0]
-
-
 def stored_event(event: dict, secrets: list[str]) -> tuple[dict, dict[str, str]]:
-    """Return the event as redact_event stores it, and its headers, query and body as JSON."""
+    """Return the event safe to store (credential headers dropped, the source's secrets scrubbed) and its parts as JSON."""
     headers = {name: REDACTED if name in SECRET_HEADERS else value for name, value in event["headers"].items()}
     spellings, checkable = spellings_in_json(tuple(secrets))
     stored, texts = dict(event), {}

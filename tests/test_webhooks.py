@@ -226,10 +226,10 @@ def test_hubspot_batch_is_split_into_one_delivery_per_event(tmp_path, settings_o
 
 
 def test_a_short_secret_in_the_body_is_scrubbed_without_breaking_the_event():
-    from bridge.deliveries import redact_event
+    from bridge.deliveries import stored_event
 
     event = {"headers": {}, "query": {}, "body": {"order": 12345, "note": "pin 1234 used", "items": ["1234"]}}
-    stored = redact_event(event, ["1234"])
+    stored, _ = stored_event(event, ["1234"])
     assert stored["body"] == {"order": 12345, "note": "pin [redacted] used", "items": ["[redacted]"]}
 
 
