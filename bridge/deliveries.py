@@ -199,6 +199,7 @@ class _Plan:
         job_ids = [f"{delivery_id}_{index}" for index in range(len(matched))]
         subjects = {decision.rule.name: subject_of(decision.rule, event) for decision in matched}
         now = time.time()
+        received_at = repr(now)
         decided = [decision.to_dict() for decision in decisions]
         jobs_text = jsontext.dumps(job_ids)
         record = {
@@ -206,7 +207,7 @@ class _Plan:
             "source": source,
             "event": event["event"],
             "sender_id": event.get("sender_id") or "",
-            "received_at": repr(now),
+            "received_at": received_at,
             "rules_version": self.ruleset.version,
             "decisions": jsontext.dumps(decided),
             "jobs": jobs_text,
@@ -231,7 +232,7 @@ class _Plan:
                 for decision, job_id in zip(matched, job_ids)]
         self.events.append({"id": delivery_id, "keys": [(key, str(ttl)) for key, ttl in keys],
                             "duplicate_counters": duplicate_counters, "record": [*flatten(record.items())],
-                            "timeline": timeline, "received_at": repr(now), "counters": counters, "jobs": jobs})
+                            "timeline": timeline, "received_at": received_at, "counters": counters, "jobs": jobs})
         self.outcomes.append(Outcome(delivery_id, source, event["event"], [d.rule.name for d in matched], job_ids, decided))
 
     def _job(self, decision: Decision, job_id: str, event: dict, subject: str | None, now: float) -> dict:
