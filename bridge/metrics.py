@@ -15,7 +15,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 COUNTERS_KEY = "bridge:metrics:counters"
-HISTOGRAMS_KEY = "bridge:metrics:histograms"
+# One field per bucket an observation falls in (not cumulative: one write each), plus the sum; summed up when read.
+HISTOGRAMS_KEY = "bridge:metrics:latency"
 NEEDS_ATTENTION_KEY = "bridge:needs-attention"  # ids of failed jobs that wait for a person (lms link, then retry)
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -51,11 +52,10 @@ def count(conn, name: str, amount: int = 1, **labels) -> None:
 
 
 def observe(pipe, name: str, seconds: float, **labels) -> None:
-    """Add one observation to a histogram (cumulative buckets, sum and count) to a pipeline."""
+    """Add one observation to a histogram (its bucket and the sum) to a pipeline."""
     series = field(name, **labels)
-    for bucket in (*LATENCY_BUCKETS, float("inf")):
-        if seconds <= bucket:
-            pipe.hincrby(HISTOGRAMS_KEY, f"{series}|{bucket}", 1)
+    bucket = next((bound for bound in LATENCY_BUCKETS if seconds <= bound), float("inf"))
+    pipe.hincrby(HISTOGRAMS_KEY, f"{series}|{bucket}", 1)
     pipe.hincrbyfloat(HISTOGRAMS_KEY, f"{series}|sum", seconds)
 
 
@@ -133,8 +133,10 @@ class RedisCollector(Collector):
             name, *values = json.loads(key)
             if name not in families:
                 continue
-            buckets = [(("+Inf" if bound == float("inf") else str(bound)), parts.get(str(bound), 0.0))
-                       for bound in (*LATENCY_BUCKETS, float("inf"))]
+            buckets, total = [], 0.0
+            for bound in (*LATENCY_BUCKETS, float("inf")):
+                total += parts.get(str(bound), 0.0)
+                buckets.append(("+Inf" if bound == float("inf") else str(bound), total))
             families[name].add_metric(values, buckets, parts.get("sum", 0.0))
         yield from families.values()
 

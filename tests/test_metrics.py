@@ -48,6 +48,24 @@ def test_deliveries_jobs_retries_and_lms_latency_are_counted(client, work, sandb
     assert found[("bridge_lms_call_seconds_bucket", (("connection", "coursebox"), ("le", "+Inf"), ("operation", "enroll")))] == 1
 
 
+def test_latency_buckets_are_cumulative_when_read(client, redis_conn):
+    from bridge import metrics
+
+    with redis_conn.pipeline() as pipe:
+        for seconds in (0.01, 0.05, 0.3, 0.3, 7.0, 99.0):
+            metrics.observe(pipe, "bridge_lms_call_seconds", seconds, connection="c", operation="enroll")
+        pipe.execute()
+    found = samples(client)
+    labels = (("connection", "c"),)
+
+    def bucket(le):
+        return found[("bridge_lms_call_seconds_bucket", (*labels, ("le", le), ("operation", "enroll")))]
+
+    assert [bucket(le) for le in ("0.05", "0.1", "0.25", "0.5", "5.0", "10.0", "30.0", "+Inf")] == [2, 2, 2, 4, 4, 5, 5, 6]
+    assert found[("bridge_lms_call_seconds_count", (*labels, ("operation", "enroll")))] == 6
+    assert abs(found[("bridge_lms_call_seconds_sum", (*labels, ("operation", "enroll")))] - 106.66) < 1e-9
+
+
 def test_failed_jobs_are_a_gauge(client, work, sandbox):
     fault(sandbox, status=400, count=1, path="coursetoolkit")
     client.post("/hooks/hr", **hr_post({"event": "employee.hired", "id": "m1", "employee": {"email": "m@example.com"}}))
