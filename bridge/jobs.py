@@ -106,7 +106,7 @@ def run_rule(payload: dict):
     """Run a matched rule's actions; skip steps a previous attempt completed; decide whether a failure is retried."""
     job = get_current_job()
     ctx = context()
-    attempt = _attempt(job)
+    attempt, started = _attempt(job), time.monotonic()
     ledger = open_ledger(job)
     ledger.flush(lambda pipe: note(pipe, payload["delivery_id"], job.id, "running", attempt=attempt, rule=payload["rule"]),
                  lambda pipe: pipe.srem(NEEDS_ATTENTION_KEY, job.id))  # retried after a person linked the id
@@ -120,7 +120,8 @@ def run_rule(payload: dict):
     ledger.flush(lambda pipe: note(pipe, payload["delivery_id"], job.id, outcome, attempt=attempt, rule=payload["rule"], **detail),
                  lambda pipe: metrics.count(pipe, "bridge_jobs_total", rule=payload["rule"], outcome=outcome))
     log.info("job %s", outcome, extra={"delivery_id": payload["delivery_id"], "job_id": job.id, "rule": payload["rule"],
-                                        "attempt": attempt, **detail})
+                                        "attempt": attempt, "steps": len(run.records),
+                                        "seconds": round(time.monotonic() - started, 3), **detail})
     return {"rule": payload["rule"], "delivery_id": payload["delivery_id"], "steps": run.steps}
 
 
@@ -143,9 +144,10 @@ def _run(job, ctx: WorkerContext, payload: dict):
         connection = ruleset.connections.get(action["connection"])
         if connection is None:
             raise BridgeError(f"{label}: connection {action['connection']!r} is no longer declared in the rule files")
+        job.ledger.settle()
         started = time.monotonic()
         result = ctx.connector(connection, job.connection).perform(action["action"], params)
-        log.info("step done", extra={"delivery_id": payload["delivery_id"], "job_id": job.id, "rule": payload["rule"],
+        log.debug("step done", extra={"delivery_id": payload["delivery_id"], "job_id": job.id, "rule": payload["rule"],
                                      "connection": connection.name, "action": action["action"],
                                      "seconds": round(time.monotonic() - started, 3)})
         return result

@@ -61,3 +61,14 @@ def test_rq_error_lines_leave_out_the_job_arguments():
     record.arguments, record.job_id = [{"event": {"body": {"email": "someone@example.com"}}}], "j1"
     line = json.loads(JSONFormatter().format(record))
     assert line["job_id"] == "j1" and "arguments" not in line
+
+
+def test_rqs_per_job_success_lines_give_way_to_the_bridges_own():
+    from bridge.worker.upkeep import without_rq_success_lines
+
+    def record(level, message, *args):
+        return logging.LogRecord("rq.worker", level, "", 0, message, args, None)
+
+    assert not without_rq_success_lines(record(logging.INFO, "Successfully completed job %s in %ss on worker %s", "j", 1, "w"))
+    assert without_rq_success_lines(record(logging.INFO, "*** Listening on %s...", "bridge"))
+    assert without_rq_success_lines(record(logging.WARNING, "Worker %s: %s: %s (%s)", "w", "q", "x", "j"))

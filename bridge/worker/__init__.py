@@ -15,7 +15,7 @@ from ..redis_client import connect, redis_url
 from ..settings import Settings
 from .forking import ForkingWorker
 from .threaded import BACKOFF_FIRST, BACKOFF_MOST, ThreadedWorker
-from .upkeep import MISSED_BEATS
+from .upkeep import MISSED_BEATS, without_rq_success_lines
 
 log = logging.getLogger("bridge.worker")
 # The defaults, for tools that run a plain RQ worker the same way (bench/baseline.py).
@@ -41,6 +41,8 @@ def build_worker(settings: Settings, connection: redis.Redis):
 def run_worker(settings: Settings, burst: bool = False) -> bool:
     """Run a worker with RQ's scheduler (so that delayed retries fire) until stopped; start again after a Redis outage."""
     configure_logging(settings.log_level, settings.log_format)
+    if settings.log_level.upper() != "DEBUG":
+        logging.getLogger("rq.worker").addFilter(without_rq_success_lines)
     jobs.configure(settings).rules.get()
     connection = connect(redis_url(settings), settings)
     wait = BACKOFF_FIRST

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from rq.exceptions import NoSuchJobError
 from rq.executions import Execution
 from rq.job import JobStatus
 from rq.registry import FailedJobRegistry, ReadyJobRegistry, StartedJobRegistry
-from rq.utils import as_text
+from rq.utils import as_text, now
 
 from .. import jobs
 
@@ -29,6 +30,8 @@ class Upkeep:
     RQ runs its maintenance only when a worker wakes from a dequeue wait of worker_ttl - 15 s
     (405 s by default), so an idle worker would leave a killed worker's job for minutes.
     """
+
+    log_result_lifespan = False  # RQ's "result is kept for 1209600 seconds", on every job
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -64,12 +67,29 @@ class Upkeep:
         self._beat_at = time.monotonic()
         super().heartbeat(timeout, pipeline)
 
+    def handle_execution_ended(self, job, queue, heartbeat_ttl: int):
+        """Beat the ended job only when a callback runs next (RQ beats always: a round trip per job for nothing)."""
+        if job.get_status(refresh=False) == JobStatus.FAILED or job.success_callback is not None:
+            super().handle_execution_ended(job, queue, heartbeat_ttl)
+        else:
+            job.ended_at = now()
+
     def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
         """Let a job's heartbeat lapse after MISSED_BEATS silent intervals (RQ's own grace is a fixed 60 s)."""
         interval = self.job_monitoring_interval
         if job.timeout and job.timeout > 0:
             interval = max(1, min(interval, int(job.timeout - working_time)))
         return interval + MISSED_BEATS * self.job_monitoring_interval
+
+
+# RQ's INFO lines for each job that succeeds: the bridge's own "job succeeded" line says the same, with the delivery.
+RQ_SUCCESS_LINES = frozenset({"Successfully completed %s job in %ss on worker %s",
+                              "Successfully completed job %s in %ss on worker %s", "Worker %s: %s: %s (%s)"})
+
+
+def without_rq_success_lines(record) -> bool:
+    """A logging filter: drop RQ's per-job success lines below WARNING (one line per job is the bridge's)."""
+    return record.levelno >= logging.WARNING or record.msg not in RQ_SUCCESS_LINES
 
 
 def sweep_ready(queue) -> list:
