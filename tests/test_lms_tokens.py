@@ -9,7 +9,7 @@ import pytest
 
 from bridge.lms import LMSAuthError
 from bridge.lms.errors import LMSLoginHeld
-from bridge.lms.store import MemoryStore, locked
+from bridge.lms.store import MemoryStore, RedisStore, locked
 from bridge.lms.tokens import SharedToken
 from bridge.sandbox import COURSEBOX_EMAIL
 from tests.lms_helpers import (  # noqa: F401
@@ -186,6 +186,26 @@ def test_a_waiting_worker_takes_the_token_the_lock_holder_stored():
     token = SharedToken(store, "k", lock_ttl=5, sleep=holder_finishes)
     store.add(token.lock_key, "holder", 5)
     assert token.get(lambda: logins_made.append(1) or ("mine", 60)) == "T2" and logins_made == []
+
+
+def test_a_connector_reuses_its_token_briefly_but_never_one_the_lms_refused():
+    store, reads = MemoryStore(), []
+    read = store.get
+    store.get = lambda key: reads.append(key) or read(key)
+    token = SharedToken(store, "k", lock_ttl=5, hold=60)
+    assert token.get(lambda: ("T1", 600)) == "T1"
+    reads.clear()
+    assert [token.get(lambda: ("never", 1)) for _ in range(3)] == ["T1"] * 3 and reads == []
+    store.set("k", "T2", 600)  # another worker logged in again
+    assert token.get(lambda: ("never", 1), refused="T1") == "T2" and reads == ["k"]
+    assert SharedToken(store, "k", lock_ttl=5, hold=0).get(lambda: ("never", 1)) == "T2"
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_swap_stores_a_value_and_returns_the_one_it_replaced(kind, redis14, redis_name):
+    store, key = (MemoryStore() if kind == "memory" else RedisStore(redis14)), f"bridge:lms:{redis_name}:swap"
+    assert store.swap(key, "1", 60) is None
+    assert store.swap(key, "2", 60) == "1" and store.get(key) == "2"
 
 
 def test_a_lock_left_by_a_dead_worker_expires():

@@ -43,8 +43,7 @@ class People:
         body = {"data": {"user": user, "offerCode": "", "marketingEmails": DEFAULTS["marketing_emails"],
                          "is18Plus": DEFAULTS["is_18_plus"]}}
         # Noted before sending: if the reply is lost, the rerun knows the account may be this bridge's own.
-        sent_before = self.store.get(self.creating_key(email)) is not None
-        self.store.set(self.creating_key(email), "1", CREATING_TTL)
+        sent_before = self.store.swap(self.creating_key(email), "1", CREATING_TTL) is not None
         try:
             reply = self.api("create_user", "POST", "/api/wineusers/createAccount", secrets=[password], json=body)
         except LMSRejected as exc:

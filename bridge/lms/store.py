@@ -38,6 +38,12 @@ class MemoryStore:
         with self._lock:
             self._values[key] = (value, self._clock() + ttl)
 
+    def swap(self, key: str, value: str, ttl: float) -> str | None:
+        """Store a value for `ttl` seconds; return the one it replaced."""
+        with self._lock:
+            old, self._values[key] = self._live(key), (value, self._clock() + ttl)
+            return old
+
     def add(self, key: str, value: str, ttl: float) -> bool:
         """Store a value for `ttl` seconds unless the key holds one; say whether it was stored."""
         with self._lock:
@@ -98,6 +104,10 @@ class RedisStore:
     def set(self, key: str, value: str, ttl: float) -> None:
         """Store a value for `ttl` seconds."""
         self._run("wrote a cache key", self._client.set, key, value, px=max(1, int(ttl * 1000)))
+
+    def swap(self, key: str, value: str, ttl: float) -> str | None:
+        """Store a value for `ttl` seconds; return the one it replaced."""
+        return self._run("wrote a cache key", self._client.set, key, value, px=max(1, int(ttl * 1000)), get=True)
 
     def add(self, key: str, value: str, ttl: float) -> bool:
         """Store a value for `ttl` seconds unless the key holds one; say whether it was stored."""

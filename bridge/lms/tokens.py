@@ -18,6 +18,7 @@ Login = Callable[[], tuple[str, float]]  # logs in; returns the token and the se
 
 FIRST_BACKOFF = 2.0  # seconds without a login after the first failure
 MAX_BACKOFF = 300.0  # the longest wait between two login attempts
+HOLD = 5.0  # seconds a connector reuses the token it last saw before reading the shared one again
 
 
 class LoginBackoff(Exception):
@@ -34,7 +35,7 @@ class SharedToken:
 
     def __init__(self, store, key: str, lock_ttl: float, poll: float = 0.05, sleep=time.sleep,
                  first_backoff: float = FIRST_BACKOFF, max_backoff: float = MAX_BACKOFF, clock=time.time,
-                 failures: tuple[type[BaseException], ...] = (Exception,)):
+                 failures: tuple[type[BaseException], ...] = (Exception,), hold: float = HOLD):
         # lock_ttl must outlast one login, timeouts included.
         if not 0 < first_backoff <= max_backoff:
             raise ValueError(f"login backoff must be 0 < first <= max, got {first_backoff!r} and {max_backoff!r}")
@@ -42,6 +43,9 @@ class SharedToken:
         self.lock_ttl, self.poll, self.sleep, self.clock = lock_ttl, poll, sleep, clock
         self.first_backoff, self.max_backoff = first_backoff, max_backoff
         self.failures = failures  # the errors that count as a failed login (not, say, Redis going away)
+        # The token this connector last saw, reused for `hold` seconds without a round trip to the store:
+        # a token the LMS refuses is never reused, and a new one from another worker is seen within `hold`.
+        self.hold, self._held = hold, ("", 0.0)
 
     def get(self, login: Login, refused: str | None = None) -> str:
         """Return the shared token; log in only when there is none, or only the one the LMS just refused.
@@ -49,14 +53,17 @@ class SharedToken:
         Raise LoginBackoff while the connection waits after failed logins; a login that fails here
         starts or lengthens that wait, and its error propagates.
         """
+        token, until = self._held
+        if token and token != refused and time.monotonic() < until:
+            return token
         token = self.store.get(self.key)
         if token and token != refused:
-            return token
+            return self._keep(token)
         self.check_backoff()
         with locked(self.store, self.lock_key, self.lock_ttl, self.poll, self.sleep):
             token = self.store.get(self.key)  # the worker that held the lock before us may have logged in
             if token and token != refused:
-                return token
+                return self._keep(token)
             self.check_backoff()  # ... or failed to, and started a wait
             try:
                 return self.renew(login)
@@ -69,6 +76,11 @@ class SharedToken:
         token, ttl = login()
         self.store.set(self.key, token, ttl)
         self.store.delete(self.backoff_key)
+        return self._keep(token, min(ttl, self.hold))
+
+    def _keep(self, token: str, hold: float | None = None) -> str:
+        """Remember the token for a while, so the next calls need no read of the store."""
+        self._held = (token, time.monotonic() + (self.hold if hold is None else hold))
         return token
 
     def backoff(self) -> dict | None:
