@@ -11,6 +11,7 @@ from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
 from bridge.worker import JOB_MONITORING_INTERVAL, MAINTENANCE_INTERVAL
+from bridge.worker.threaded import ThreadedWorker
 from tests.processes import PYTHON, child_env, kill_tree, start, stop, wait_for
 from tests.rule_files import EXAMPLE_RULES
 from tests.signing import woo_post
@@ -19,6 +20,29 @@ from tests.test_pipeline import ORDER, fault, job_of, state
 
 def worker_env(redis_url, lms_env):
     return child_env(REDIS_URL=redis_url, RULES_DIR=EXAMPLE_RULES, BRIDGE_RETRY_INTERVALS="0,0,0", **lms_env)
+
+
+def spin(seconds: float) -> str:
+    """A job that keeps running Python code for a while (a timeout lands between two of its steps)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+    return "done"
+
+
+def test_a_job_in_a_thread_past_its_timeout_fails_with_rqs_timeout_and_the_others_finish(app, redis_conn):
+    queue = Queue("timeouts", connection=redis_conn)
+    slow, quick = queue.enqueue(spin, 60, job_timeout=1), queue.enqueue(spin, 0.1, job_timeout=5)
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        ThreadedWorker([queue], connection=redis_conn, concurrency=2).work(burst=True, with_scheduler=False,
+                                                                            logging_level="WARNING")
+    finally:
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])
+    assert quick.get_status() == JobStatus.FINISHED and quick.return_value() == "done"
+    assert slow.get_status() == JobStatus.FAILED
+    assert "JobTimeoutException: Task exceeded maximum timeout value (1 seconds)" in slow.latest_result().exc_string
 
 
 def test_abandoned_jobs_are_found_within_about_two_minutes():

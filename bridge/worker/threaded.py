@@ -9,10 +9,10 @@ import time
 
 import redis
 from rq.exceptions import DequeueTimeout
-from rq.timeouts import TimerDeathPenalty
 from rq.worker import BaseWorker
 
 from .. import jobs
+from .timeouts import WatchdogDeathPenalty
 from .upkeep import WAKE_SECONDS, Upkeep
 
 # Waits between tries while Redis does not answer: doubling from the first, up to the last.
@@ -32,7 +32,7 @@ class ThreadedWorker(Upkeep, BaseWorker):
     may finish for `grace` seconds, then stop after the step in hand and are queued again.
     """
 
-    death_penalty_class = TimerDeathPenalty  # RQ's default uses SIGALRM, which only the main thread receives
+    death_penalty_class = WatchdogDeathPenalty  # RQ's default uses SIGALRM, which only the main thread receives
 
     def __init__(self, *args, concurrency: int = 1, grace: float = 20.0, **kwargs):
         if concurrency < 1:
@@ -45,6 +45,7 @@ class ThreadedWorker(Upkeep, BaseWorker):
         self._stop_at: float | None = None
         self._rejoin = False
         self._jobs_beat_at = 0.0  # its own clock: RQ beats the worker (_beat_at) on every wake, via is_suspended
+        self._suspension_checked_at = 0.0
 
     def work(self, burst: bool = False, logging_level: str | None = "INFO", with_scheduler: bool = True, **_) -> bool:
         """Take jobs until stopped (or, in burst mode, until the queue is empty); survive Redis outages."""
@@ -73,7 +74,9 @@ class ThreadedWorker(Upkeep, BaseWorker):
 
     def _step(self, burst: bool) -> bool | None:
         """Do upkeep and take one job if a thread is free; None once a burst is done."""
-        self.check_for_suspension(burst)
+        if time.monotonic() - self._suspension_checked_at >= WAKE_SECONDS:
+            self.check_for_suspension(burst)  # a round trip (it beats the worker too): once a second, not per job
+            self._suspension_checked_at = time.monotonic()
         if self.should_run_maintenance_tasks:
             self.run_maintenance_tasks()
         self._beat_running()
