@@ -208,6 +208,21 @@ def test_swap_stores_a_value_and_returns_the_one_it_replaced(kind, redis14, redi
     assert store.swap(key, "2", 60) == "1" and store.get(key) == "2"
 
 
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_a_lock_reads_as_it_is_taken_and_writes_as_it_is_released_even_after_an_error(kind, redis14, redis_name):
+    store = MemoryStore() if kind == "memory" else RedisStore(redis14)
+    ids, lock = f"bridge:lms:{redis_name}:ids", f"bridge:lms:{redis_name}:lock"
+    store.hset(ids, {"a@example.com": "7"})
+    with pytest.raises(RuntimeError):
+        with locked(store, lock, 5, read=("hget", ids, "a@example.com")) as held:
+            assert held.read == "7" and store.add(lock, "other", 5) is False
+            held.later.hset(ids, {"b@example.com": "8"})
+            held.later.delete(f"{lock}:marker")
+            assert store.hget(ids, "b@example.com") is None  # not before the release
+            raise RuntimeError("the body fails after learning something")
+    assert store.hgetall(ids) == {"a@example.com": "7", "b@example.com": "8"} and store.get(lock) is None
+
+
 def test_a_lock_left_by_a_dead_worker_expires():
     now = [0.0]
     store = MemoryStore(clock=lambda: now[0])

@@ -28,15 +28,20 @@ class People:
         """Create the user unless the email is known; a known but deactivated user is reactivated."""
         email = str(params["email"]).strip()
         # Two purchases by one buyer may run at once: the second must wait and find the first's account.
-        with locked(self.store, f"{self.identities.key}:{normal(email)}:lock", 2 * sum(self.timeouts) + 5):
-            known = self.identities.get(email)
+        # The lock's round trip reads the id too, and its release records a new one (one round trip each).
+        with locked(self.store, f"{self.identities.key}:{normal(email)}:lock", 2 * sum(self.timeouts) + 5,
+                    read=("hget", self.identities.key, normal(email))) as held:
+            known = held.read
             user = self.checked_user("create_user", email, known) if known is not None else None
             if user is not None:
                 return {"id": known, "email": email, "created": False, **self.reactivate("create_user", known, user)}
-            return self.create_account(email, params)
+            return self.create_account(email, params, held.later)
 
-    def create_account(self, email: str, params: Mapping) -> dict:
-        """Send createAccount and remember the new id; find the account when Coursebox says it exists."""
+    def create_account(self, email: str, params: Mapping, later) -> dict:
+        """Send createAccount and remember the new id; find the account when Coursebox says it exists.
+
+        `later` is the store whose writes go out as the lock is released.
+        """
         password = params.get("password") or self.initial_password(email)
         user = {"firstName": params.get("first_name", ""), "lastName": params.get("last_name", ""),
                 "email": email, "password": password}
@@ -54,8 +59,8 @@ class People:
         if user_id is None:
             raise self.error(LMSRejected, "create_user", "the reply carries no user id (looked for "
                              f"{', '.join(DEFAULTS['user_id_fields'])})", [password])
-        self.identities.remember(email, user_id)
-        self.store.delete(self.creating_key(email))
+        self.identities.on(later).remember(email, user_id)
+        later.delete(self.creating_key(email))
         # The password is never returned: results are stored with the job, and Coursebox can reset it.
         return {"id": str(user_id), "email": email, "created": True,
                 "first_name": user["firstName"], "last_name": user["lastName"],

@@ -22,6 +22,10 @@ class IdentityMap:
     def __init__(self, store, key: str):
         self.store, self.key = store, key
 
+    def on(self, store) -> IdentityMap:
+        """Return this map read and written through another store (a lock's deferred writes, say)."""
+        return IdentityMap(store, self.key)
+
     def get(self, email) -> str | None:
         """Return the user id remembered for an email, if any."""
         return self.store.hget(self.key, normal(email))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 from redis.exceptions import RedisError
@@ -52,8 +52,17 @@ class MemoryStore:
             self._values[key] = (value, self._clock() + ttl)
             return True
 
-    def release(self, key: str, value: str) -> None:
-        """Delete a key if it still holds this value."""
+    def add_then_read(self, key: str, value: str, ttl: float, read: tuple) -> tuple[bool, object]:
+        """Add (as `add`) and, if that stored it, make one read: ("hget", name, field), say; return both."""
+        if not self.add(key, value, ttl):
+            return False, None
+        name, *args = read
+        return True, getattr(self, name)(*args)
+
+    def release(self, key: str, value: str, writes: Iterable[tuple] = ()) -> None:
+        """Make these writes (("hset", name, values), say), then delete a key if it still holds this value."""
+        for name, *args in writes:
+            getattr(self, name)(*args)
         with self._lock:
             if self._live(key) == value:
                 del self._values[key]
@@ -95,7 +104,7 @@ class RedisStore:
             value = call(*args, **kwargs)
         except RedisError as exc:
             raise QueueUnavailable(f"Redis failed while the LMS connector {what}: {type(exc).__name__}") from exc
-        return value.decode() if isinstance(value, bytes) else value
+        return _text(value)
 
     def get(self, key: str) -> str | None:
         """Return a value unless it has expired."""
@@ -113,9 +122,23 @@ class RedisStore:
         """Store a value for `ttl` seconds unless the key holds one; say whether it was stored."""
         return bool(self._run("took a lock", self._client.set, key, value, nx=True, px=max(1, int(ttl * 1000))))
 
-    def release(self, key: str, value: str) -> None:
-        """Delete a key if it still holds this value."""
-        self._run("released a lock", self._client.eval, _RELEASE, 1, key, value)
+    def add_then_read(self, key: str, value: str, ttl: float, read: tuple) -> tuple[bool, object]:
+        """Add (as `add`) and, in the same round trip, make one read: ("hget", name, field), say; return both."""
+        with self._client.pipeline(transaction=False) as pipe:
+            pipe.set(key, value, nx=True, px=max(1, int(ttl * 1000)))
+            name, *args = read
+            getattr(RedisStore(pipe), name)(*args)
+            taken, found = self._run("took a lock", pipe.execute)
+        return (True, _text(found)) if taken else (False, None)
+
+    def release(self, key: str, value: str, writes: Iterable[tuple] = ()) -> None:
+        """Make these writes (("hset", name, values), say), then delete a key if it still holds this value: one round trip."""
+        with self._client.pipeline(transaction=bool(writes)) as pipe:
+            queued = RedisStore(pipe)
+            for name, *args in writes:
+                getattr(queued, name)(*args)
+            pipe.eval(_RELEASE, 1, key, value)
+            self._run("released a lock", pipe.execute)
 
     def delete(self, key: str) -> None:
         """Forget a value."""
@@ -140,23 +163,50 @@ class RedisStore:
         self._run("wrote the identity map", self._client.hdel, name, field)
 
 
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def make_store(redis=None) -> MemoryStore | RedisStore:
     """Return a store on this Redis client, or one in memory when there is none."""
     return RedisStore(redis) if redis is not None else MemoryStore()
 
 
+class Held:
+    """A lock in hand: what was read as it was taken, and the writes to make as it is released."""
+
+    def __init__(self, read):
+        self.read, self.writes = read, []
+        # The store's write methods (set, delete, hset, ...), recorded to be made with the release.
+        self.later = _Recorder(self.writes)
+
+
+class _Recorder:
+    def __init__(self, writes: list):
+        self._writes = writes
+
+    def __getattr__(self, name: str):
+        return lambda *args: self._writes.append((name, *args))
+
+
 @contextmanager
-def locked(store, key: str, ttl: float, poll: float = 0.05, sleep=time.sleep) -> Iterator[None]:
+def locked(store, key: str, ttl: float, poll: float = 0.05, sleep=time.sleep, read: tuple | None = None) -> Iterator[Held]:
     """Hold a lock of the store, waiting while another worker holds it; it ends after `ttl` seconds regardless.
 
+    `read` (("hget", name, field), say) is made in the round trip that takes the lock, and the writes
+    recorded on `held.later` are made in the one that releases it: they happen even if the body raises.
     `ttl` must outlast the work done under the lock: a worker that dies holding it blocks the others that long.
     """
     if ttl <= 0:
         raise ValueError(f"lock ttl must be positive, got {ttl!r}")
     nonce = secrets.token_hex(8)
-    while not store.add(key, nonce, ttl):
+    while True:
+        taken, found = store.add_then_read(key, nonce, ttl, read) if read else (store.add(key, nonce, ttl), None)
+        if taken:
+            break
         sleep(poll)
+    held = Held(found)
     try:
-        yield
+        yield held
     finally:
-        store.release(key, nonce)
+        store.release(key, nonce, held.writes)
