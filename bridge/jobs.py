@@ -113,14 +113,16 @@ def run_rule(payload: dict):
     try:
         run = _run(job, ctx, payload)
     except Exception as error:
-        _plan_retry(job, ctx, payload, error)
-        ledger.flush()  # the failed step's exchanges, for `bridge show`
+        try:
+            ledger.flush()  # the failed step's exchanges (for `bridge show`) and the last checkpoint ...
+        finally:
+            _plan_retry(job, ctx, payload, error)  # ... written before this puts the try's own flags in the meta
         raise
     outcome, detail = _outcome(run)
     ledger.flush(lambda pipe: note(pipe, payload["delivery_id"], job.id, outcome, attempt=attempt, rule=payload["rule"], **detail),
                  lambda pipe: metrics.count(pipe, "bridge_jobs_total", rule=payload["rule"], outcome=outcome))
     log.info("job %s", outcome, extra={"delivery_id": payload["delivery_id"], "job_id": job.id, "rule": payload["rule"],
-                                        "attempt": attempt, "steps": len(run.records),
+                                        "attempt": attempt, "steps": sum(not record.skipped for record in run.records),
                                         "seconds": round(time.monotonic() - started, 3), **detail})
     return {"rule": payload["rule"], "delivery_id": payload["delivery_id"], "steps": run.steps}
 

@@ -88,6 +88,33 @@ def test_transient_failures_are_retried_until_the_action_is_done_once(client, wo
     assert len(state(sandbox)["coursebox"]["enrollments"]["42"]) == 1
 
 
+def test_a_try_stopped_between_steps_saves_its_checkpoint_without_its_retry_flags(client, work, redis_conn, monkeypatch):
+    from bridge import jobs
+    from bridge.ledger import Ledger
+
+    saved, flush, checkpoint = [], Ledger.flush, Ledger.checkpoint
+
+    def stop_after_the_first_step(ledger):
+        checkpoint(ledger)
+        if not saved:
+            jobs.context().stopping.set()  # a SIGTERM between the two steps
+
+    def watched(ledger, *writes):
+        if ledger.unsaved:
+            saved.append(dict(ledger.job.meta))
+            jobs.context().stopping.clear()
+        flush(ledger, *writes)
+
+    monkeypatch.setattr(Ledger, "checkpoint", stop_after_the_first_step)
+    monkeypatch.setattr(Ledger, "flush", watched)
+    reply = client.post("/hooks/shop", **woo_post(ORDER)).get_json()
+    work()
+    # The account step's checkpoint went out before the try's own flags entered the meta: a crash right
+    # then must not leave "stopped" stored for a later try to misreport.
+    assert "0" in saved[0]["steps"] and all("stopped" not in meta and "failed_attempt" not in meta for meta in saved)
+    assert job_of(redis_conn, reply).get_status() == JobStatus.FINISHED
+
+
 def test_retries_run_out_into_the_failed_registry(client, work, sandbox, redis_conn):
     fault(sandbox, status=503, count=10, path="enrolUser")
     reply = client.post("/hooks/shop", **woo_post(ORDER)).get_json()
