@@ -219,6 +219,8 @@ def test_a_lock_reads_as_it_is_taken_and_writes_as_it_is_released_even_after_an_
             held.later.hset(ids, {"b@example.com": "8"})
             held.later.delete(f"{lock}:marker")
             assert store.hget(ids, "b@example.com") is None  # not before the release
+            with pytest.raises(AttributeError, match="not a write"):
+                held.later.hget(ids, "a@example.com")  # a read here would only ever give None
             raise RuntimeError("the body fails after learning something")
     assert store.hgetall(ids) == {"a@example.com": "7", "b@example.com": "8"} and store.get(lock) is None
 

@@ -182,10 +182,14 @@ class Held:
 
 
 class _Recorder:
+    WRITES = frozenset({"set", "delete", "hset", "hdel"})  # one command each, so they queue on a pipeline
+
     def __init__(self, writes: list):
         self._writes = writes
 
     def __getattr__(self, name: str):
+        if name not in self.WRITES:
+            raise AttributeError(f"{name!r} is not a write a lock's release can make (one of {sorted(self.WRITES)})")
         return lambda *args: self._writes.append((name, *args))
 
 
