@@ -201,7 +201,6 @@ class _Plan:
         now = time.time()
         received_at = repr(now)
         decided = [decision.to_dict() for decision in decisions]
-        jobs_text = jsontext.dumps(job_ids)
         record = {
             "id": delivery_id,
             "source": source,
@@ -210,7 +209,7 @@ class _Plan:
             "received_at": received_at,
             "rules_version": self.ruleset.version,
             "decisions": jsontext.dumps(decided),
-            "jobs": jobs_text,
+            "jobs": jsontext.dumps(job_ids),
             "subjects": jsontext.dumps(sorted({s for s in subjects.values() if s})),
             "connections": jsontext.dumps(sorted({a["connection"] for d in matched for a in d.rule.actions})),
             "headers": texts["headers"],

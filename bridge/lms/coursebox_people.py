@@ -30,7 +30,7 @@ class People:
         # Two purchases by one buyer may run at once: the second must wait and find the first's account.
         # The lock's round trip reads the id too, and its release records a new one (one round trip each).
         with locked(self.store, f"{self.identities.key}:{normal(email)}:lock", 2 * sum(self.timeouts) + 5,
-                    read=("hget", self.identities.key, normal(email))) as held:
+                    read=self.identities.read_of(email)) as held:
             known = held.read
             user = self.checked_user("create_user", email, known) if known is not None else None
             if user is not None:

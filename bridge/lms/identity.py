@@ -30,6 +30,10 @@ class IdentityMap:
         """Return the user id remembered for an email, if any."""
         return self.store.hget(self.key, normal(email))
 
+    def read_of(self, email) -> tuple:
+        """Return `get` as a read a lock makes while it is taken (store.locked's `read`)."""
+        return ("hget", self.key, normal(email))
+
     def remember(self, email, user_id) -> None:
         """Record that an email belongs to a user id (nothing when either is missing)."""
         if email not in (None, "") and user_id not in (None, ""):

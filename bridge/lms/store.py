@@ -112,22 +112,22 @@ class RedisStore:
 
     def set(self, key: str, value: str, ttl: float) -> None:
         """Store a value for `ttl` seconds."""
-        self._run("wrote a cache key", self._client.set, key, value, px=max(1, int(ttl * 1000)))
+        self._run("wrote a cache key", self._client.set, key, value, px=_ms(ttl))
 
     def swap(self, key: str, value: str, ttl: float) -> str | None:
         """Store a value for `ttl` seconds; return the one it replaced."""
-        return self._run("wrote a cache key", self._client.set, key, value, px=max(1, int(ttl * 1000)), get=True)
+        return self._run("wrote a cache key", self._client.set, key, value, px=_ms(ttl), get=True)
 
     def add(self, key: str, value: str, ttl: float) -> bool:
         """Store a value for `ttl` seconds unless the key holds one; say whether it was stored."""
-        return bool(self._run("took a lock", self._client.set, key, value, nx=True, px=max(1, int(ttl * 1000))))
+        return bool(self._run("took a lock", self._client.set, key, value, nx=True, px=_ms(ttl)))
 
     def add_then_read(self, key: str, value: str, ttl: float, read: tuple) -> tuple[bool, object]:
         """Add (as `add`) and, in the same round trip, make one read: ("hget", name, field), say; return both."""
         with self._client.pipeline(transaction=False) as pipe:
-            pipe.set(key, value, nx=True, px=max(1, int(ttl * 1000)))
-            name, *args = read
-            getattr(RedisStore(pipe), name)(*args)
+            queued, (name, *args) = RedisStore(pipe), read
+            queued.add(key, value, ttl)
+            getattr(queued, name)(*args)
             taken, found = self._run("took a lock", pipe.execute)
         return (True, _text(found)) if taken else (False, None)
 
@@ -165,6 +165,10 @@ class RedisStore:
 
 def _text(value):
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _ms(ttl: float) -> int:
+    return max(1, int(ttl * 1000))
 
 
 def make_store(redis=None) -> MemoryStore | RedisStore:
